@@ -1,0 +1,79 @@
+# AbliterationLab — the two commands of the README are `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV_TEST := .venv-test
+VENV_REF := .venv-ref
+STUDY ?= notebooks-scripts/studies/default.toml
+# Release builds target the CPU's vector unit (AVX2/FMA: x86-64-v3) when it has one; otherwise
+# SIMD loops fall back to scalar calls per lane.
+CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc x86-64-v3 -Xcc -march=x86-64-v3")
+SWIFT_RELEASE := -c release $(CPU_FLAGS)
+ABLAB := .build/release/ablab
+export ABLAB_MODELS_DIR ?= $(CURDIR)/models
+export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
+
+.PHONY: demo test deps models models-smol models-large build venv-test venv-ref fixtures bench fuzz clean interop
+
+## demo: install what is missing, fetch the default models, build, run the default study
+demo: deps models build
+	$(ABLAB) run $(STUDY) --figures figures
+
+## test: install what is missing, fetch SmolLM2, build optimised, run every test and the h5py checks
+test: deps models venv-test
+	rm -rf $(ABLAB_INTEROP_DIR) && mkdir -p $(ABLAB_INTEROP_DIR)
+	swift build $(SWIFT_RELEASE) --product ablab
+	swift test $(SWIFT_RELEASE) --parallel --num-workers 2 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
+	$(MAKE) interop
+
+## interop: Python (h5py + numpy) reads what ablab wrote
+interop: venv-test
+	$(VENV_TEST)/bin/python notebooks-scripts/check_interop.py $(ABLAB_INTEROP_DIR)
+
+## deps: Debian packages (as root, once; apt-get update only when something is missing)
+deps:
+	@missing=""; \
+	pkg-config --exists hdf5 || missing="$$missing libhdf5-dev"; \
+	pkg-config --exists openblas || missing="$$missing libopenblas-dev"; \
+	pkg-config --exists cairo || missing="$$missing libcairo2-dev"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	fc-list 2>/dev/null | grep -qi dejavu || missing="$$missing fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing" >&2; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+models:
+	notebooks-scripts/fetch_models.sh default
+models-smol:
+	notebooks-scripts/fetch_models.sh smollm2
+models-large:
+	notebooks-scripts/fetch_models.sh large
+
+build:
+	swift build $(SWIFT_RELEASE) --product ablab
+
+## venv-test: h5py + numpy for the interop checks (created once, cached)
+venv-test: $(VENV_TEST)/.ok
+$(VENV_TEST)/.ok:
+	$(PY) -m venv $(VENV_TEST)
+	$(VENV_TEST)/bin/pip install -q --disable-pip-version-check h5py numpy
+	touch $@
+
+## venv-ref: the reference implementations used to make test fixtures (never a runtime dependency)
+venv-ref: $(VENV_REF)/.ok
+$(VENV_REF)/.ok:
+	$(PY) -m venv $(VENV_REF)
+	$(VENV_REF)/bin/pip install -q --disable-pip-version-check -r notebooks-scripts/requirements-ref.txt
+	touch $@
+
+## fixtures: regenerate test fixtures from the independent references (PyTorch, gguf-py, HF tokenizers, sklearn)
+fixtures: venv-ref models
+	notebooks-scripts/make_fixtures.sh
+
+bench: deps models build
+	notebooks-scripts/bench/run.sh
+
+clean:
+	rm -rf .build

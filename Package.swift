@@ -1,0 +1,61 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Hot numeric modules are compiled with -Ounchecked in release builds; the Makefile adds the CPU
+// target (x86-64-v3) so SIMD loops become vector instructions rather than a call per lane.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "ablab",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ablab", targets: ["ablab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Thin C shims over system libraries (pkg-config names hdf5, openblas, cairo).
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
+
+        // Support: errors, logging, progress, prompt sets, safe file names.
+        .target(name: "AblabCore", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // Owned wrappers over the C libraries.
+        .target(name: "HDF5", dependencies: ["CHDF5", "AblabCore"]),
+        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "AblabCore"], swiftSettings: fast),
+        .target(name: "Plotting", dependencies: ["CCairo", "AblabCore"]),
+
+        // Pipeline stages, data flowing one way.
+        .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore"], swiftSettings: fast),
+        .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"]),
+        .target(name: "Recording", dependencies: ["ModelRuntime", "ActivationCache", "AblabCore"]),
+        .target(name: "Analysis", dependencies: ["ActivationCache", "LinearAlgebra", "HDF5", "AblabCore"], swiftSettings: fast),
+        .target(name: "Abliteration", dependencies: ["ModelRuntime", "LinearAlgebra", "AblabCore"], swiftSettings: fast),
+        .target(name: "Judging", dependencies: ["ModelRuntime", "Abliteration", "AblabCore"]),
+        .target(name: "Report", dependencies: ["Plotting", "Analysis", "Judging", "HDF5", "AblabCore"]),
+        .target(name: "Study", dependencies: [
+            "Recording", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .executableTarget(name: "ablab", dependencies: [
+            "AblabCore", "ModelRuntime", "ActivationCache", "Recording", "Analysis", "Abliteration",
+            "Judging", "Report", "Study",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ActivationCacheTests", dependencies: ["ActivationCache", "Recording"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "StudyTests", dependencies: ["Study"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,47 @@
+import Foundation
+
+/// An error a user can act on: one sentence naming the file (and line, key or tensor) and what to do.
+/// Every module throws its own typed errors; they conform to this so the CLI can print them uniformly.
+public protocol AblabError: Error, CustomStringConvertible, Sendable {
+    /// The process exit code the CLI uses for this error (see README, "Exit codes").
+    var exitCode: Int32 { get }
+}
+
+extension AblabError {
+    public var exitCode: Int32 { 1 }
+}
+
+/// Exit codes shared by every subcommand.
+public enum ExitCode {
+    public static let failure: Int32 = 1      // a stage failed (bad model, numerical problem, …)
+    public static let badInput: Int32 = 2     // bad command line, study file, prompt file or model file
+    public static let io: Int32 = 3           // a file could not be read or written (permissions, full disk)
+    public static let interrupted: Int32 = 130 // Ctrl-C; finished work is kept
+}
+
+/// Errors about input files: named file, optional line / key, message.
+public struct InputError: AblabError {
+    public var file: String
+    public var line: Int?
+    public var key: String?
+    public var message: String
+    public init(file: String, line: Int? = nil, key: String? = nil, _ message: String) {
+        self.file = file; self.line = line; self.key = key; self.message = message
+    }
+    public var description: String {
+        var loc = file
+        if let line { loc += ":\(line)" }
+        if let key { loc += " [\(key)]" }
+        return "\(loc): \(message)"
+    }
+    public var exitCode: Int32 { ExitCode.badInput }
+}
+
+/// Errors reading or writing files (permissions, full disk, missing folders).
+public struct IOError: AblabError {
+    public var path: String
+    public var message: String
+    public init(path: String, _ message: String) { self.path = path; self.message = message }
+    public var description: String { "\(path): \(message)" }
+    public var exitCode: Int32 { ExitCode.io }
+}

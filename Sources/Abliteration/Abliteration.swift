@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module Abliteration: see README, "Pipeline".
+public enum AbliterationModule {}

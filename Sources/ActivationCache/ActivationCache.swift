@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module ActivationCache: see README, "Pipeline".
+public enum ActivationCacheModule {}

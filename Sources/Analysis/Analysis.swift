@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module Analysis: see README, "Pipeline".
+public enum AnalysisModule {}

@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module Judging: see README, "Pipeline".
+public enum JudgingModule {}

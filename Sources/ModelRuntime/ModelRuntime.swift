@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module ModelRuntime: see README, "Pipeline".
+public enum ModelRuntimeModule {}

@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module Plotting: see README, "Pipeline".
+public enum PlottingModule {}

@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module Recording: see README, "Pipeline".
+public enum RecordingModule {}

@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module Report: see README, "Pipeline".
+public enum ReportModule {}

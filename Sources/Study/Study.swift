@@ -1,0 +1,4 @@
+import AblabCore
+
+// Stage module Study: see README, "Pipeline".
+public enum StudyModule {}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+import AblabCore
+
+@main
+struct Ablab: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ablab",
+        abstract: "AbliterationLab: where safety behaviour lives inside language models, and how easily it is removed.",
+        discussion: """
+        Pipeline (data flows one way):
+          record    run chat models on harmful/harmless prompts; store every layer's residual stream (HDF5)
+          analyze   from the cache alone: PCA spectra, refusal directions, similarity, stability
+          abliterate / generate   remove the refusal direction (projection or weight edit) and generate answers
+          judge / agree           judge every answer, measure judge agreement and self-judgment
+          report    render figures and a multi-page PDF
+          run       all of the above from a study file (TOML)
+        """,
+        version: AblabVersion.string,
+        subcommands: [Inspect.self]
+    )
+}
+
+/// Options every subcommand shares.
+struct GlobalOptions: ParsableArguments {
+    @Flag(name: .long, help: "Log more detail (debug level) to stderr.")
+    var verbose = false
+
+    func bootstrap() {
+        CLILogging.bootstrap(verbose: verbose)
+    }
+}
+
+enum CLILogging {
+    nonisolated(unsafe) static var done = false
+    static func bootstrap(verbose: Bool) {
+        guard !done else { return }
+        done = true
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = verbose ? .debug : .info
+            return h
+        }
+    }
+}
+
+/// Runs a subcommand body; typed errors become one line on stderr and a documented exit code.
+func runReportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let e as AblabError {
+        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        throw ExitCode(e.exitCode)
+    }
+}
