@@ -9,6 +9,7 @@ Tests/ModelRuntimeTests/Fixtures/tokenizer/:
 
   <model>.json      token ids for ~70 hand-written strings and ~100 real prompts, HF decode of those ids,
                     special-token ids, and chat renderings (text + ids) of several conversations
+  MODELS_DIR/hf-tokenizers/<model>/   the corrected HF tokenizer folder (large; not committed)
   tiny-*.json       small BPE tokenizers trained here with HF `tokenizers` (tokenizer.json content, so
                     the Swift tokenizer.json loader is tested without committing megabyte files) plus
                     the ids HF gives for the same strings
@@ -152,6 +153,9 @@ def model_fixture(gguf_name, short, fix):
     tok = AutoTokenizer.from_pretrained(str(MODELS), gguf_file=gguf_name)
     backend = tok.backend_tokenizer
     fix(backend)
+    # The corrected HF tokenizer folder (tokenizer.json, tokenizer_config.json, chat template) beside the
+    # models, for the Swift tests of the tokenizer.json loader on the real vocabularies (not committed).
+    tok.save_pretrained(str(MODELS / "hf-tokenizers" / short))
     cases = []
     for s in STRINGS:
         ids = backend.encode(s, add_special_tokens=False).ids
