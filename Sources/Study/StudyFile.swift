@@ -227,14 +227,21 @@ public enum StudyFile {
         let text: String
         let file: String
 
-        /// The first line that assigns `key` (its last component) or opens table `key`.
+        /// The line that assigns `key` inside its table (`generation.max_new_tokens` → the
+        /// `max_new_tokens =` line under `[generation]`), or that opens table `key`.
         func line(of dotted: String) -> Int? {
-            let last = dotted.split(separator: ".").last.map(String.init) ?? dotted
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            for (i, l) in lines.enumerated() {
+            let parts = dotted.split(separator: ".").map(String.init)
+            let table = parts.dropLast().joined(separator: ".")
+            let last = parts.last ?? dotted
+            var current = ""
+            for (i, l) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let t = l.trimmingCharacters(in: .whitespaces)
-                if t.hasPrefix("[") && t.contains(dotted) { return i + 1 }
-                if t.hasPrefix(last) {
+                if t.hasPrefix("[") {
+                    current = t.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                    if current == dotted { return i + 1 }
+                    continue
+                }
+                if current == table && t.hasPrefix(last) {
                     let rest = t.dropFirst(last.count).trimmingCharacters(in: .whitespaces)
                     if rest.hasPrefix("=") { return i + 1 }
                 }
