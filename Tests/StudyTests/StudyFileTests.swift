@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Study
 
@@ -63,5 +64,16 @@ struct StudyFileTests {
     func fingerprints() {
         #expect(fingerprint(["a": "1", "b": "2"]) == fingerprint(["b": "2", "a": "1"]))
         #expect(fingerprint(["a": "1"]) != fingerprint(["a": "2"]))
+    }
+}
+
+@Suite("Shipped study files parse")
+struct ShippedStudies {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test(arguments: ["default.toml", "paper-full.toml", "paper-judges.toml", "template-hf-checkpoints.toml"])
+    func parses(name: String) throws {
+        let s = try StudyFile.load(ShippedStudies.root.appendingPathComponent("notebooks-scripts/studies/\(name)").path)
+        #expect(!s.name.isEmpty)
     }
 }
