@@ -54,6 +54,28 @@ struct TokenizerModelTests {
         #expect(tok.eosTokenId == fx.special_ids[fx.eos_token ?? ""])
     }
 
+    static let ggufFiles = ["smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf", "qwen2.5-coder": "Qwen2.5-Coder-0.5B-Instruct.gguf"]
+
+    static func ggufPath(_ short: String) -> String { TokenizerFixtures.modelsDir + "/" + ggufFiles[short]! }
+
+    @Test("from GGUF metadata: ids, decode and specials equal HF", arguments: models)
+    func fromGGUF(short: String) throws {
+        let fx = try TokenizerFixtures.model(short)
+        let loaded = try LoadedTokenizer.load(path: Self.ggufPath(short))
+        let tok = loaded.tokenizer
+        Self.check(tok, fx)
+        #expect(tok.eosTokenId == fx.special_ids[fx.eos_token ?? ""])
+        #expect(loaded.chatTemplateSource == fx.chat_template)
+        let tpl = try loaded.chatTemplate()
+        for chat in fx.chats {
+            let msgs = chat.messages.map { ChatMessage(role: $0.role, content: $0.content) }
+            let text = tpl.render(msgs, addGenerationPrompt: true, insertDefaultSystem: chat.system != "none")
+            #expect(tok.encode(text) == chat.ids, "chat \(chat.name)")
+        }
+        #expect(tpl.tokenCountAfterUserText(tok) == fx.generation_tail.ids.count)
+        #expect(tok.encode(tpl.userSuffix) == fx.generation_tail.ids)
+    }
+
     @Test("chat template: detection, rendering and ids equal HF", arguments: models)
     func chat(short: String) throws {
         let fx = try TokenizerFixtures.model(short)
