@@ -1,4 +1,0 @@
-import AblabCore
-
-// Stage module Plotting: see README, "Pipeline".
-public enum PlottingModule {}
