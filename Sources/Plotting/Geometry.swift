@@ -24,6 +24,9 @@ public struct Rect: Sendable, Hashable {
     public func inset(left: Double = 0, top: Double = 0, right: Double = 0, bottom: Double = 0) -> Rect {
         Rect(x: x + left, y: y + top, width: max(0, width - left - right), height: max(0, height - top - bottom))
     }
+    public func with(x: Double? = nil, y: Double? = nil, width: Double? = nil, height: Double? = nil) -> Rect {
+        Rect(x: x ?? self.x, y: y ?? self.y, width: width ?? self.width, height: height ?? self.height)
+    }
     public func contains(_ p: Point) -> Bool { p.x >= minX && p.x <= maxX && p.y >= minY && p.y <= maxY }
     public func intersects(_ o: Rect) -> Bool {
         minX < o.maxX && o.minX < maxX && minY < o.maxY && o.minY < maxY
