@@ -200,6 +200,8 @@ public struct Axes: Sendable {
     public var palette: Palette = .okabeIto
     public var series: [Series] = []
     public var annotations: [Annotation] = []
+    /// One data unit has the same length on both axes (square heatmap cells, undistorted PCA scatter).
+    public var equalAspect = false
     /// Ask for integer ticks only (e.g. layer indices).
     public var xIntegerTicks = false
     public var yIntegerTicks = false

@@ -439,6 +439,27 @@ struct AxesRenderer {
         if plot.width < 10 || plot.height < 10 {  // tiny cell: keep something visible
             plot = cell.inset(left: cell.width * 0.15, top: cell.height * 0.1, right: cell.width * 0.05, bottom: cell.height * 0.15)
         }
+        if axes.equalAspect && x.scale == .linear && y.scale == .linear && x.hi > x.lo && y.hi > y.lo {
+            // One data unit is as long on both axes: shrink the longer side and centre it.
+            let sx = plot.width / (x.hi - x.lo), sy = plot.height / (y.hi - y.lo)
+            if sx > sy {
+                let w = (x.hi - x.lo) * sy
+                plot = plot.with(x: plot.x + (plot.width - w) / 2, width: w)
+                if x.categories != nil, x.labelEvery > 1 || xLabelAngle == 0 {
+                    let spacing = plot.width / Double(max(x.categories!.count, 1))
+                    let maxW = x.ticks.map { tickLabelWidth($0, tickFont) }.max() ?? 0
+                    if maxW + 4 > spacing && xLabelAngle == 0 {
+                        x.labelEvery = AxesRenderer.thinning(needed: maxW + 6, spacing: spacing)
+                    }
+                } else if x.categories == nil {
+                    var n = x.ticks.count
+                    while n > 2 && xLabelsOverlap(x.ticks) { n -= 1; x.makeTicks(maxTicks: n) }
+                }
+            } else if sy > sx {
+                let h = (y.hi - y.lo) * sx
+                plot = plot.with(y: plot.y + (plot.height - h) / 2, height: h)
+            }
+        }
         // Categorical y labels: thin when rows are shorter than the text.
         if let cats = y.categories {
             y.makeTicks(maxTicks: 0)

@@ -53,7 +53,10 @@ struct CanvasTests {
     @Test("Two-page PDF: text, table and a figure; pages counted and rendered")
     func twoPagePDF() throws {
         let dir = try TempDir(); defer { dir.cleanup() }
-        let path = ProcessInfo.processInfo.environment["ABLAB_GALLERY_DIR"].map { ($0 as NSString).appendingPathComponent("two_pages.pdf") }
+        let path = galleryDirectory().map { dir in
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            return (dir as NSString).appendingPathComponent("two_pages.pdf")
+        }
             ?? dir.file("two_pages.pdf")
         let doc = try PDFDocument(path: path, pageSize: .a4, title: "Abliteration report")
         let margin = 56.0

@@ -58,7 +58,8 @@ enum Gallery {
         let labels = (0..<30).map(String.init)
         ax.heatmap(m, rowLabels: labels, columnLabels: labels, colorMap: .blueWhiteRed, norm: ColorNorm(low: -1, high: 1),
                    colorBarLabel: "cosine similarity")
-        return Figure(width: 360, height: 320, axes: ax)
+        ax.equalAspect = true
+        return Figure(width: 380, height: 330, axes: ax)
     }
 
     /// Refusal rate on harmful prompts: systems × {original, abliterated}.

@@ -2,12 +2,13 @@ import Foundation
 import Testing
 @testable import Plotting
 
-/// Writes every gallery figure as PNG, SVG and PDF into $ABLAB_GALLERY_DIR (skipped when unset).
+/// Writes every gallery figure as PNG, SVG and PDF into $ABLAB_GALLERY_DIR (skipped when unset;
+/// "1" means `figures/gallery` under the package root).
 @Suite("Gallery")
 struct GalleryTests {
     @Test("Render the gallery", .enabled(if: ProcessInfo.processInfo.environment["ABLAB_GALLERY_DIR"] != nil))
     func gallery() throws {
-        let dir = ProcessInfo.processInfo.environment["ABLAB_GALLERY_DIR"]!
+        let dir = galleryDirectory()!
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for (name, fig) in Gallery.all {
             for ext in ["png", "svg", "pdf"] {
@@ -17,4 +18,14 @@ struct GalleryTests {
             }
         }
     }
+}
+
+/// $ABLAB_GALLERY_DIR, with "1" or an empty value meaning `<package root>/figures/gallery`.
+func galleryDirectory() -> String? {
+    guard let v = ProcessInfo.processInfo.environment["ABLAB_GALLERY_DIR"] else { return nil }
+    if v.isEmpty || v == "1" {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent("figures/gallery").path
+    }
+    return v
 }
