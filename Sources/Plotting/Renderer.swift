@@ -16,11 +16,40 @@ extension Figure {
             }
             let cw = (area.width - spacing * Double(columns - 1)) / Double(columns)
             let ch = (area.height - spacing * Double(rows - 1)) / Double(rows)
+            let inset = panelLabels ? canvas.measure("(m)", font: style.font.with(size: style.titleFontSize).bolded()).width + 4 : 0
+            func cellRect(_ r: Int, _ c: Int) -> Rect {
+                Rect(x: area.x + Double(c) * (cw + spacing), y: area.y + Double(r) * (ch + spacing), width: cw, height: ch)
+            }
+            // Align plot areas: equal top/bottom margins along a row, equal left/right along a column.
+            // A cell is aligned only when that keeps at least 75 % of its own plot width / height.
+            var rowTop = [Double](repeating: 0, count: rows), rowBottom = rowTop
+            var colLeft = [Double](repeating: 0, count: columns), colRight = colLeft
+            var own: [AxesRenderer.Margins] = []
+            if rows * columns > 1 {
+                for r in 0..<rows {
+                    for c in 0..<columns where r * columns + c < axes.count {
+                        let m = AxesRenderer.margins(axes: axes[r * columns + c], style: style, canvas: canvas, cell: cellRect(r, c), titleInset: inset)
+                        own.append(m)
+                        rowTop[r] = max(rowTop[r], m.top); rowBottom[r] = max(rowBottom[r], m.bottom)
+                        colLeft[c] = max(colLeft[c], m.left); colRight[c] = max(colRight[c], m.right)
+                    }
+                }
+            }
+            func minimum(_ r: Int, _ c: Int) -> AxesRenderer.Margins {
+                let i = r * columns + c
+                guard i < own.count else { return AxesRenderer.Margins() }
+                var m = own[i]
+                let ownW = cw - m.left - m.right, ownH = ch - m.top - m.bottom
+                if cw - colLeft[c] - colRight[c] >= 0.75 * ownW { m.left = colLeft[c]; m.right = colRight[c] }
+                if ch - rowTop[r] - rowBottom[r] >= 0.75 * ownH { m.top = rowTop[r]; m.bottom = rowBottom[r] }
+                return m
+            }
             for r in 0..<rows {
                 for c in 0..<columns where r * columns + c < axes.count {
-                    let cell = Rect(x: area.x + Double(c) * (cw + spacing), y: area.y + Double(r) * (ch + spacing),
-                                    width: cw, height: ch)
+                    let cell = cellRect(r, c)
                     var renderer = AxesRenderer(axes: axes[r * columns + c], style: style, canvas: canvas)
+                    renderer.titleInset = inset
+                    renderer.minimum = minimum(r, c)
                     renderer.draw(in: cell)
                     if panelLabels {
                         let label = "(" + String(UnicodeScalar(UInt8(97 + (r * columns + c) % 26))) + ")"
@@ -153,6 +182,8 @@ struct Extent {
     var sticky = false
     /// Heatmap / categorical: no padding at all.
     var tight = false
+    /// Extra room beyond the largest value, as a fraction of the range (bar value labels).
+    var headroom = 0.0
     mutating func add(_ v: Double, positiveOnly: Bool = false) {
         guard v.isFinite, !positiveOnly || v > 0 else { return }
         lo = min(lo, v); hi = max(hi, v)
@@ -189,6 +220,17 @@ struct AxesRenderer {
     }
 
     var tickFont: Font { style.font.with(size: style.tickFontSize) }
+    /// Tick label sizes per axis: categorical labels shrink (down to 5 pt) before they are thinned.
+    var xTickSize: Double? = nil
+    var yTickSize: Double? = nil
+    var xFont: Font { tickFont.with(size: xTickSize ?? style.tickFontSize) }
+    var yFont: Font { tickFont.with(size: yTickSize ?? style.tickFontSize) }
+    /// Space kept free at the left and right of the title line (for panel labels).
+    var titleInset = 0.0
+    /// Minimum margins (aligning plot areas of subplots in the same row / column).
+    var minimum = Margins()
+    /// Margins of the last layout.
+    var used = Margins()
     var labelFont: Font { style.font.with(size: style.labelFontSize) }
     var titleFont: Font { style.font.with(size: style.titleFontSize).bolded() }
     var legendFont: Font { style.font.with(size: style.legendFontSize) }
@@ -221,6 +263,7 @@ struct AxesRenderer {
             case .bars(let b):
                 var cat = Extent(); cat.categories = b.categories; cat.tight = true
                 var val = Extent(); val.sticky = true
+                if b.valueLabels { val.headroom = 0.1 }
                 val.add(0)
                 for (gi, g) in b.groups.enumerated() {
                     if b.groups.count > 1 || !g.name.isEmpty {
@@ -289,7 +332,7 @@ struct AxesRenderer {
     }
 
     func merge(_ e: inout Extent, _ v: Extent) {
-        e.lo = min(e.lo, v.lo); e.hi = max(e.hi, v.hi); e.sticky = e.sticky || v.sticky
+        e.lo = min(e.lo, v.lo); e.hi = max(e.hi, v.hi); e.sticky = e.sticky || v.sticky; e.headroom = max(e.headroom, v.headroom)
     }
 
     func resolve(_ e: Extent, scale: AxisScale, limits: AxisLimits, integer: Bool) -> AxisModel {
@@ -317,7 +360,7 @@ struct AxesRenderer {
         if hi <= lo { let d = lo == 0 ? 1 : abs(lo) * 0.1; lo -= d; hi += d }
         let pad = e.tight ? 0 : 0.04 * (hi - lo)
         m.lo = (e.sticky && lo >= 0) ? lo : lo - pad
-        m.hi = (e.sticky && hi <= 0) ? hi : hi + pad
+        m.hi = (e.sticky && hi <= 0) ? hi : hi + pad + e.headroom * (hi - lo)
         return m
     }
 
@@ -334,7 +377,7 @@ struct AxesRenderer {
         var lastRight = -Double.infinity
         for (i, t) in ticks.enumerated() where i % every == 0 {
             let px = plot.minX + x.frac(t.value) * plot.width
-            let w = tickLabelWidth(t, tickFont)
+            let w = tickLabelWidth(t, xFont)
             if px - w / 2 < lastRight + 5 { return true }
             lastRight = px + w / 2
         }
@@ -374,22 +417,30 @@ struct AxesRenderer {
         let tickH = canvas.measure("0", font: tickFont).height
         let labelH = canvas.lineHeight(labelFont)
         var m = Margins(left: 2, top: 2, right: 6, bottom: 2)
-        if let t = axes.title, !t.isEmpty { m.top += canvas.paragraphHeight(t, width: cell.width, font: titleFont) + 4 }
+        if let t = axes.title, !t.isEmpty { m.top += canvas.paragraphHeight(t, width: titleWidth(cell), font: titleFont) + 4 }
         else { m.top += tickH / 2 }  // room for the top y tick label
         // y ticks (count from the available height)
         let approxH = max(cell.height - m.top - 3 * labelH, 40)
         y.makeTicks(maxTicks: max(3, min(8, Int(approxH / 32) + 1)))
-        let yTickW = y.ticks.map { tickLabelWidth($0, tickFont) }.max() ?? 0
+        yTickSize = nil; xTickSize = nil
+        if let cats = y.categories, !cats.allSatisfy({ Double($0) != nil }) {
+            // Text labels: shrink to the row height rather than drop any.
+            let spacing = approxH / Double(max(cats.count, 1))
+            let fit = style.tickFontSize * (spacing - 1) / tickH
+            if fit < style.tickFontSize { yTickSize = max(5, fit) }
+        }
+        let yTickW = y.ticks.map { tickLabelWidth($0, yFont) }.max() ?? 0
         m.left += yTickW + tl + 3
         if let l = axes.yLabel, !l.isEmpty { m.left += labelH + 3 }
         // colour bar
         if let h = heatmap, h.showColorBar {
             let norm = h.resolvedNorm
-            let cbTicks = Ticks.linear(norm.low, norm.high, maxTicks: 6)
+            let cbTicks = Ticks.linear(norm.low, norm.high, maxTicks: colorBarTickCount(approxH))
             let w = cbTicks.map { tickLabelWidth($0, tickFont) }.max() ?? 0
             m.right += 10 + 10 + tl + 3 + w + ((h.colorBarLabel?.isEmpty == false) ? labelH + 4 : 0)
         }
         if legend == .outsideRight { m.right += legendSize(horizontal: false, maxWidth: .infinity).w + 8 }
+        m.left = max(m.left, minimum.left); m.right = max(m.right, minimum.right); m.top = max(m.top, minimum.top)
         // x tick labels: choose count / rotation / thinning for the width now known
         plot = cell.inset(left: m.left, top: m.top, right: m.right, bottom: m.bottom)
         xLabelAngle = 0
@@ -398,7 +449,7 @@ struct AxesRenderer {
         if let cats = x.categories {
             x.makeTicks(maxTicks: 0)
             let spacing = plot.width / Double(max(cats.count, 1))
-            let maxW = x.ticks.map { tickLabelWidth($0, tickFont) }.max() ?? 0
+            var maxW = x.ticks.map { tickLabelWidth($0, xFont) }.max() ?? 0
             let numeric = cats.allSatisfy { Double($0) != nil }
             if maxW + 4 > spacing {
                 if numeric {
@@ -407,15 +458,21 @@ struct AxesRenderer {
                     xLabelAngle = -Double.pi / 4
                 } else {
                     xLabelAngle = -Double.pi / 2
-                    if tickH + 1 > spacing { x.labelEvery = AxesRenderer.thinning(needed: tickH + 2, spacing: spacing) }
+                    if tickH + 1 > spacing {
+                        // Shrink vertical text labels to the column width, then thin if still too tight.
+                        xTickSize = max(5, style.tickFontSize * (spacing - 1) / tickH)
+                        maxW = x.ticks.map { tickLabelWidth($0, xFont) }.max() ?? 0
+                        let h = canvas.measure("0", font: xFont).height
+                        if h + 1 > spacing { x.labelEvery = AxesRenderer.thinning(needed: h + 2, spacing: spacing) }
+                    }
                 }
             }
             if xLabelAngle != 0 {
                 let a = abs(xLabelAngle)
-                xTickExtent = maxW * sin(a) + tickH * cos(a)
+                xTickExtent = maxW * sin(a) + canvas.measure("0", font: xFont).height * cos(a)
                 // 45° labels hang left of their tick: make room for the first one.
                 if xLabelAngle > -Double.pi / 2.1, let first = x.ticks.first {
-                    let hang = tickLabelWidth(first, tickFont) * cos(a) - spacing / 2 - m.left
+                    let hang = tickLabelWidth(first, xFont) * cos(a) - spacing / 2 - m.left
                     if hang > 0 { m.left += hang }
                 }
             }
@@ -426,7 +483,7 @@ struct AxesRenderer {
             if xLabelsOverlap(x.ticks) { x.ticks = [x.ticks.first, x.ticks.last].compactMap { $0 } }
             // Labels at the ends may stick out of the plot: keep them inside the cell.
             if let last = x.ticks.last {
-                let over = plot.minX + x.frac(last.value) * plot.width + tickLabelWidth(last, tickFont) / 2 - (cell.maxX - 1)
+                let over = plot.minX + x.frac(last.value) * plot.width + tickLabelWidth(last, xFont) / 2 - (cell.maxX - 1)
                 if over > 0 { m.right += over }
             }
         }
@@ -435,6 +492,8 @@ struct AxesRenderer {
         if legend == .below {
             m.bottom += legendSize(horizontal: true, maxWidth: cell.width - m.left - m.right).h + 6
         }
+        m.bottom = max(m.bottom, minimum.bottom); m.left = max(m.left, minimum.left)
+        used = m
         plot = cell.inset(left: m.left, top: m.top, right: m.right, bottom: m.bottom)
         if plot.width < 10 || plot.height < 10 {  // tiny cell: keep something visible
             plot = cell.inset(left: cell.width * 0.15, top: cell.height * 0.1, right: cell.width * 0.05, bottom: cell.height * 0.15)
@@ -447,7 +506,7 @@ struct AxesRenderer {
                 plot = plot.with(x: plot.x + (plot.width - w) / 2, width: w)
                 if x.categories != nil, x.labelEvery > 1 || xLabelAngle == 0 {
                     let spacing = plot.width / Double(max(x.categories!.count, 1))
-                    let maxW = x.ticks.map { tickLabelWidth($0, tickFont) }.max() ?? 0
+                    let maxW = x.ticks.map { tickLabelWidth($0, xFont) }.max() ?? 0
                     if maxW + 4 > spacing && xLabelAngle == 0 {
                         x.labelEvery = AxesRenderer.thinning(needed: maxW + 6, spacing: spacing)
                     }
@@ -465,13 +524,26 @@ struct AxesRenderer {
             y.makeTicks(maxTicks: 0)
             let spacing = plot.height / Double(max(cats.count, 1))
             let numeric = cats.allSatisfy { Double($0) != nil }
-            y.labelEvery = tickH + 1 > spacing ? AxesRenderer.thinning(needed: tickH + (numeric ? 4 : 1), spacing: spacing) : 1
+            let h = canvas.measure("0", font: yFont).height
+            y.labelEvery = h + 1 > spacing ? AxesRenderer.thinning(needed: h + (numeric ? 4 : 1), spacing: spacing) : 1
         } else {
             // Re-pick y ticks for the final height.
             var n = max(3, min(8, Int(plot.height / 32) + 1))
             y.makeTicks(maxTicks: n)
             while n > 2 && y.ticks.count > 1 && plot.height / Double(y.ticks.count - 1) < tickH * 1.6 { n -= 1; y.makeTicks(maxTicks: n) }
         }
+    }
+
+    func titleWidth(_ cell: Rect) -> Double { max(cell.width - 2 * titleInset, 20) }
+
+    /// Colour bar ticks: about one per 22 points of bar height, 2 to 6.
+    func colorBarTickCount(_ height: Double) -> Int { max(2, min(6, Int(height / 22) + 1)) }
+
+    /// `font`, shrunk (down to 6 pt) so `text` fits in `length`.
+    func fitted(_ text: String, _ font: Font, _ length: Double) -> Font {
+        let w = canvas.measure(text, font: font).width
+        guard w > length, w > 0 else { return font }
+        return font.with(size: max(6, font.size * length / w))
     }
 
     /// Smallest step in 1, 2, 5, 10, 20, … with step × spacing ≥ needed.
@@ -574,7 +646,7 @@ struct AxesRenderer {
         let candidates: [LegendPlacement] = [.topRight, .topLeft, .bottomRight, .bottomLeft]
         var best: (LegendPlacement, Int)? = nil
         for c in candidates {
-            let box = legendBox(c, size: (size.w, size.h)).inset(left: -2, top: -2, right: -2, bottom: -2)
+            let box = legendBox(c, size: (size.w, size.h)).inset(left: -4, top: -4, right: -4, bottom: -4)
             let hits = occ.reduce(0) { $0 + ($1.intersects(box) ? 1 : 0) }
             if hits == 0 { return c }
             if best == nil || hits < best!.1 { best = (c, hits) }
@@ -594,7 +666,8 @@ struct AxesRenderer {
 
     // MARK: drawing
 
-    mutating func draw(in cell: Rect) {
+    /// Prepares the data, lays out the cell and resolves the legend placement.
+    mutating func resolveLayout(cell: Rect) -> LegendPlacement {
         prepare()
         var placement = legendPlacement
         if placement == .auto {
@@ -603,6 +676,19 @@ struct AxesRenderer {
         } else {
             layout(cell: cell, legend: placement)
         }
+        return placement
+    }
+
+    /// Margins this axes needs in `cell` (used to align plot areas across subplots).
+    static func margins(axes: Axes, style: Style, canvas: Canvas, cell: Rect, titleInset: Double) -> Margins {
+        var r = AxesRenderer(axes: axes, style: style, canvas: canvas)
+        r.titleInset = titleInset
+        _ = r.resolveLayout(cell: cell)
+        return r.used
+    }
+
+    mutating func draw(in cell: Rect) {
+        let placement = resolveLayout(cell: cell)
         drawGrid()
         canvas.withState {
             canvas.clip(to: plot)
@@ -809,7 +895,7 @@ struct AxesRenderer {
     func drawValueLabels() {
         for (si, s) in axes.series.enumerated() {
             guard case .bars(let b) = s, b.valueLabels else { continue }
-            for l in valueLabels(b, barRects(b, colorBase: colorIndex[si])) {
+            for l in valueLabels(b, barRects(b, colorBase: colorIndex[si])) where l.box.minY >= plot.minY - 3 && l.box.maxY <= plot.maxY + 3 {
                 canvas.text(l.text, at: l.at, font: l.font, color: .text, align: l.align, valign: l.valign, rotation: l.rotation)
             }
         }
@@ -909,7 +995,8 @@ struct AxesRenderer {
         }
     }
 
-    func drawTickLabel(_ t: Tick, at p: Point, align: HAlign, valign: VAlign, rotation: Double = 0) {
+    func drawTickLabel(_ t: Tick, at p: Point, align: HAlign, valign: VAlign, rotation: Double = 0, font: Font? = nil) {
+        let tickFont = font ?? self.tickFont
         guard let e = t.exponent else {
             canvas.text(t.label, at: p, font: tickFont, color: .text, align: align, valign: valign, rotation: rotation)
             return
@@ -943,11 +1030,11 @@ struct AxesRenderer {
             guard show else { continue }
             let p = Point(xx, plot.maxY + tl + 2)
             if xLabelAngle == 0 {
-                drawTickLabel(t, at: p, align: .center, valign: .top)
+                drawTickLabel(t, at: p, align: .center, valign: .top, font: xFont)
             } else if xLabelAngle < -1.5 {
-                canvas.text(t.label, at: p, font: tickFont, align: .right, valign: .middle, rotation: xLabelAngle)
+                canvas.text(t.label, at: p, font: xFont, align: .right, valign: .middle, rotation: xLabelAngle)
             } else {
-                canvas.text(t.label, at: Point(p.x + 2, p.y), font: tickFont, align: .right, valign: .top, rotation: xLabelAngle)
+                canvas.text(t.label, at: Point(p.x + 2, p.y), font: xFont, align: .right, valign: .top, rotation: xLabelAngle)
             }
         }
         for v in x.minor {
@@ -959,7 +1046,7 @@ struct AxesRenderer {
             guard yy >= plot.minY - 0.5, yy <= plot.maxY + 0.5 else { continue }
             let show = i % y.labelEvery == 0
             canvas.line(from: Point(plot.minX, yy), to: Point(plot.minX - (show ? tl : tl * 0.6), yy), color: c, width: lw)
-            if show { drawTickLabel(t, at: Point(plot.minX - tl - 2.5, yy), align: .right, valign: .middle) }
+            if show { drawTickLabel(t, at: Point(plot.minX - tl - 2.5, yy), align: .right, valign: .middle, font: yFont) }
         }
         for v in y.minor {
             let yy = py(v)
@@ -970,24 +1057,26 @@ struct AxesRenderer {
     func drawLabels(cell: Rect) {
         let labelH = canvas.lineHeight(labelFont)
         if let t = axes.title, !t.isEmpty {
-            let h = canvas.paragraphHeight(t, width: cell.width, font: titleFont)
-            canvas.paragraph(t, at: Point(cell.minX, plot.minY - h - 4 - canvas.measure("0", font: tickFont).height / 2 + 4),
-                             width: cell.width, font: titleFont, align: .center)
+            let w = titleWidth(cell)
+            let h = canvas.paragraphHeight(t, width: w, font: titleFont)
+            canvas.paragraph(t, at: Point(cell.midX - w / 2, max(cell.minY + 2, plot.minY - 4 - h)), width: w, font: titleFont, align: .center)
         }
         if let l = axes.xLabel, !l.isEmpty {
-            let tickH = canvas.measure("0", font: tickFont).height
+            let tickH = canvas.measure("0", font: xFont).height
             let extent: Double
             if xLabelAngle == 0 { extent = tickH } else {
                 let a = abs(xLabelAngle)
-                let maxW = x.ticks.map { tickLabelWidth($0, tickFont) }.max() ?? 0
+                let maxW = x.ticks.map { tickLabelWidth($0, xFont) }.max() ?? 0
                 extent = maxW * sin(a) + tickH * cos(a)
             }
-            canvas.text(l, at: Point(plot.midX, plot.maxY + style.tickLength + 3 + extent + 3), font: labelFont, align: .center, valign: .top)
+            canvas.text(l, at: Point(plot.midX, plot.maxY + style.tickLength + 3 + extent + 3), font: fitted(l, labelFont, cell.width - 4),
+                        align: .center, valign: .top)
         }
         if let l = axes.yLabel, !l.isEmpty {
-            let yTickW = y.ticks.enumerated().filter { $0.offset % y.labelEvery == 0 }.map { tickLabelWidth($0.element, tickFont) }.max() ?? 0
+            let yTickW = y.ticks.enumerated().filter { $0.offset % y.labelEvery == 0 }.map { tickLabelWidth($0.element, yFont) }.max() ?? 0
             let xx = plot.minX - style.tickLength - 3 - yTickW - 3 - labelH / 2
-            canvas.text(l, at: Point(max(xx, cell.minX + labelH / 2), plot.midY), font: labelFont, align: .center, valign: .middle, rotation: -Double.pi / 2)
+            canvas.text(l, at: Point(max(xx, cell.minX + labelH / 2), plot.midY), font: fitted(l, labelFont, plot.height + 20),
+                        align: .center, valign: .middle, rotation: -Double.pi / 2)
         }
     }
 
@@ -1002,7 +1091,7 @@ struct AxesRenderer {
             canvas.fillRect(r, color: h.colorMap.color(at: t0 + 0.5 / Double(n)))
         }
         canvas.addRect(bar); canvas.setColor(.axis); canvas.setLineWidth(0.5); canvas.stroke()
-        let ticks = Ticks.linear(norm.low, norm.high, maxTicks: 6)
+        let ticks = Ticks.linear(norm.low, norm.high, maxTicks: colorBarTickCount(bar.height))
         var maxW = 0.0
         for t in ticks {
             let yy = bar.maxY - norm.t(t.value) * bar.height
@@ -1012,7 +1101,8 @@ struct AxesRenderer {
         }
         if let l = h.colorBarLabel, !l.isEmpty {
             let xx = bar.maxX + style.tickLength + 3 + maxW + 4 + canvas.lineHeight(labelFont) / 2
-            canvas.text(l, at: Point(xx, bar.midY), font: labelFont, align: .center, valign: .middle, rotation: -Double.pi / 2)
+            canvas.text(l, at: Point(xx, bar.midY), font: fitted(l, labelFont, bar.height + 30), align: .center, valign: .middle,
+                        rotation: -Double.pi / 2)
         }
     }
 

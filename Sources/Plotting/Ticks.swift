@@ -60,9 +60,23 @@ public enum Ticks {
     }
 
     /// Ticks at multiples of a nice step (1, 2 or 5 × 10^k) inside [lo, hi], about `maxTicks` of them.
+    /// When the nice-number step leaves fewer than max(3, maxTicks / 2) ticks inside the range (the
+    /// rounded-up range can waste most of it), the next smaller 1-2-5 step is used instead, as long as
+    /// that gives at most maxTicks + 1 ticks.
     public static func linear(_ lo: Double, _ hi: Double, maxTicks: Int = 6) -> [Tick] {
         let (lo, hi) = widen(lo, hi)
-        let (m, e) = niceStep(lo, hi, maxTicks: maxTicks)
+        var (m, e) = niceStep(lo, hi, maxTicks: maxTicks)
+        func count(_ m: Int, _ e: Int) -> Int {
+            let step = decimal(1, m, e), tol = step * 1e-6
+            return Int(floor((hi + tol) / step)) - Int(ceil((lo - tol) / step)) + 1
+        }
+        if maxTicks >= 3 {
+            while count(m, e) < max(3, maxTicks / 2) {
+                let (m2, e2) = m == 1 ? (5, e - 1) : m == 2 ? (1, e) : (2, e)
+                if count(m2, e2) > maxTicks + 1 { break }
+                (m, e) = (m2, e2)
+            }
+        }
         let step = decimal(1, m, e)
         let tol = step * 1e-6
         let k0 = Int(ceil((lo - tol) / step)), k1 = Int(floor((hi + tol) / step))

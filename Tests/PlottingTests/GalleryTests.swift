@@ -16,6 +16,9 @@ struct GalleryTests {
                 try fig.write(to: path)
                 #expect(FileManager.default.fileExists(atPath: path))
             }
+            var small = fig
+            small.width *= 0.65; small.height *= 0.65
+            try small.write(to: (dir as NSString).appendingPathComponent("\(name)_small.png"))
         }
     }
 }

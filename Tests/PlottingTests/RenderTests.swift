@@ -26,9 +26,12 @@ struct RenderTests {
         #expect(ink > 0.04, "only \(ink) of the centre has ink")
     }
 
-    @Test("Nothing is clipped: the outermost 2 px ring of every figure is background", arguments: kinds)
-    func noClipping(kind: String) throws {
-        let img = try figure(kind).renderImage(scale: 2)
+    @Test("Nothing is clipped: the outermost 2 px ring of every figure is background, also at 65 % size",
+          arguments: kinds, [1.0, 0.65])
+    func noClipping(kind: String, size: Double) throws {
+        var fig = figure(kind)
+        fig.width *= size; fig.height *= size
+        let img = try fig.renderImage(scale: 2)
         let (w, h) = img.pixelSize
         var touched = 0
         for xx in 0..<w { for yy in [0, 1, h - 2, h - 1] where inkFraction(img, region: (xx, yy, xx + 1, yy + 1)) > 0 { touched += 1 } }

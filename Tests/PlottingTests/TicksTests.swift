@@ -42,6 +42,15 @@ struct TicksTests {
         #expect(Ticks.linear(lo, hi, maxTicks: n).map(\.value) == expected)
     }
 
+    @Test("Too few ticks fall back to the next smaller 1-2-5 step")
+    func tooFew() {
+        // Heckbert: range nice(0.6) = 1, step nice(1/3) = 0.5 → only 0 and 0.5 inside [0, 0.6];
+        // 2 < max(3, 4/2), so the step drops to 0.2 (4 ticks ≤ 4 + 1).
+        #expect(Ticks.linear(0, 0.6, maxTicks: 4).map(\.value) == [0, 0.2, 0.4, 0.6])
+        // 0…30 keeps step 10: 4 ticks ≥ 3.
+        #expect(Ticks.linear(0, 30, maxTicks: 6).map(\.value) == [0, 10, 20, 30])
+    }
+
     @Test("Negative labels use the typographic minus, zero has no sign")
     func minusSign() {
         let t = Ticks.linear(-1, 1, maxTicks: 5)
