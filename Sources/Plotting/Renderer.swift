@@ -61,8 +61,8 @@ extension Figure {
         }
     }
 
-    /// Checks the data for mistakes a renderer would otherwise silently drop (mismatched lengths, ragged
-    /// heatmaps, log axes without positive values). `file` is named in the error.
+    /// Checks the data for mistakes a renderer would otherwise silently drop (mismatched lengths, bar
+    /// groups not matching their categories, ragged heatmaps). `file` is named in the error.
     public func validate(file: String) throws {
         guard width >= 1, height >= 1, width.isFinite, height.isFinite else {
             throw PlotError(file: file, "figure size \(width)×\(height) pt is not drawable; give a positive size")

@@ -105,6 +105,24 @@ struct CanvasTests {
         }
     }
 
+    @Test("US letter and A4 page sizes in points")
+    func pageSizes() throws {
+        // 8.5 × 11 in = 612 × 792 pt; 210 × 297 mm = 595.28 × 841.89 pt.
+        #expect(PageSize.letter == PageSize(width: 612, height: 792))
+        #expect(abs(PageSize.a4.width - 210 / 25.4 * 72) < 0.01 && abs(PageSize.a4.height - 297 / 25.4 * 72) < 0.01)
+        let dir = try TempDir(); defer { dir.cleanup() }
+        let path = dir.file("letter.pdf")
+        let doc = try PDFDocument(path: path, pageSize: .letter)
+        let c = try doc.beginPage()
+        c.text("US letter", at: Point(72, 72), font: Font(size: 12, italic: true))
+        try doc.close()
+        if let tool = which("pdfinfo") {
+            let line = try run(tool, [path]).out.split(separator: "\n").first { $0.hasPrefix("Page size:") }
+            #expect(line?.split(separator: " ", omittingEmptySubsequences: true)[2...4].joined(separator: " ") == "612 x 792")
+        }
+        #expect(try pdfPageCount(path) == 1)
+    }
+
     @Test("PDFDocument misuse is a PlotError")
     func pdfMisuse() throws {
         let dir = try TempDir(); defer { dir.cleanup() }
