@@ -851,7 +851,10 @@ struct AxesRenderer {
         }
     }
 
-    struct ValueLabel { var text: String; var at: Point; var align: HAlign; var valign: VAlign; var rotation: Double; var font: Font; var box: Rect }
+    struct ValueLabel {
+        var text: String; var at: Point; var align: HAlign; var valign: VAlign; var rotation: Double; var font: Font; var box: Rect
+        var color: Color = .text
+    }
 
     /// Value labels at the ends of bars: shrunk to the bar width when needed (down to 5.5 pt), written
     /// vertically when even that does not fit.
@@ -874,18 +877,39 @@ struct AxesRenderer {
                 guard let e = r.error, e.isFinite, e > 0 else { return 0 }
                 return b.horizontal ? abs(px(r.value + e) - px(r.value)) : abs(py(r.value + e) - py(r.value))
             }()
+            // Outside the bar end when there is room inside the plot, otherwise inside the bar end in a
+            // colour that contrasts with the bar (skipped when the bar is too short for it).
+            let inside = r.color.contrastingText
             if b.horizontal {
                 let x0 = (pos ? r.rect.maxX + 2 : r.rect.minX - 2) + (pos ? errPx : -errPx)
                 let box = Rect(x: pos ? x0 : x0 - m.width, y: r.rect.midY - m.height / 2, width: m.width, height: m.height)
-                out.append(ValueLabel(text: s, at: Point(x0, r.rect.midY), align: pos ? .left : .right, valign: .middle, rotation: 0, font: f, box: box))
+                if box.maxX <= plot.maxX + 2 && box.minX >= plot.minX - 2 {
+                    out.append(ValueLabel(text: s, at: Point(x0, r.rect.midY), align: pos ? .left : .right, valign: .middle, rotation: 0, font: f, box: box))
+                } else if m.width + 4 + errPx <= r.rect.width {
+                    let xi = pos ? r.rect.maxX - 2 - errPx : r.rect.minX + 2 + errPx
+                    out.append(ValueLabel(text: s, at: Point(xi, r.rect.midY), align: pos ? .right : .left, valign: .middle, rotation: 0, font: f,
+                                          box: Rect(x: pos ? xi - m.width : xi, y: box.y, width: m.width, height: m.height), color: inside))
+                }
             } else if !vertical {
                 let y0 = (pos ? r.rect.minY - 1.5 - errPx : r.rect.maxY + 1.5 + errPx)
                 let box = Rect(x: r.rect.midX - m.width / 2, y: pos ? y0 - m.height : y0, width: m.width, height: m.height)
-                out.append(ValueLabel(text: s, at: Point(r.rect.midX, y0), align: .center, valign: pos ? .bottom : .top, rotation: 0, font: f, box: box))
+                if box.minY >= plot.minY - 3 && box.maxY <= plot.maxY + 3 {
+                    out.append(ValueLabel(text: s, at: Point(r.rect.midX, y0), align: .center, valign: pos ? .bottom : .top, rotation: 0, font: f, box: box))
+                } else if m.height + 4 + errPx <= r.rect.height {
+                    let yi = pos ? r.rect.minY + 2 + errPx : r.rect.maxY - 2 - errPx
+                    out.append(ValueLabel(text: s, at: Point(r.rect.midX, yi), align: .center, valign: pos ? .top : .bottom, rotation: 0, font: f,
+                                          box: Rect(x: box.x, y: pos ? yi : yi - m.height, width: m.width, height: m.height), color: inside))
+                }
             } else {
                 let y0 = (pos ? r.rect.minY - 2 - errPx : r.rect.maxY + 2 + errPx)
                 let box = Rect(x: r.rect.midX - m.height / 2, y: pos ? y0 - m.width : y0, width: m.height, height: m.width)
-                out.append(ValueLabel(text: s, at: Point(r.rect.midX, y0), align: pos ? .left : .right, valign: .middle, rotation: -Double.pi / 2, font: f, box: box))
+                if box.minY >= plot.minY - 3 && box.maxY <= plot.maxY + 3 {
+                    out.append(ValueLabel(text: s, at: Point(r.rect.midX, y0), align: pos ? .left : .right, valign: .middle, rotation: -Double.pi / 2, font: f, box: box))
+                } else if m.width + 4 + errPx <= r.rect.height {
+                    let yi = pos ? r.rect.minY + 2 + errPx : r.rect.maxY - 2 - errPx
+                    out.append(ValueLabel(text: s, at: Point(r.rect.midX, yi), align: pos ? .right : .left, valign: .middle, rotation: -Double.pi / 2, font: f,
+                                          box: Rect(x: box.x, y: pos ? yi : yi - m.width, width: m.height, height: m.width), color: inside))
+                }
             }
         }
         return out
@@ -895,8 +919,8 @@ struct AxesRenderer {
     func drawValueLabels() {
         for (si, s) in axes.series.enumerated() {
             guard case .bars(let b) = s, b.valueLabels else { continue }
-            for l in valueLabels(b, barRects(b, colorBase: colorIndex[si])) where l.box.minY >= plot.minY - 3 && l.box.maxY <= plot.maxY + 3 {
-                canvas.text(l.text, at: l.at, font: l.font, color: .text, align: l.align, valign: l.valign, rotation: l.rotation)
+            for l in valueLabels(b, barRects(b, colorBase: colorIndex[si])) {
+                canvas.text(l.text, at: l.at, font: l.font, color: l.color, align: l.align, valign: l.valign, rotation: l.rotation)
             }
         }
     }
