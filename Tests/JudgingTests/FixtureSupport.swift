@@ -21,3 +21,8 @@ func close(_ x: Double, _ expected: Double?, _ tol: Double = 1e-6) -> Bool {
     guard let expected else { return x.isNaN }
     return abs(x - expected) <= tol
 }
+
+import AblabCore
+enum AblabCoreCSV {
+    static func parse(_ text: String) throws -> [[String]] { try CSV.parse(text, file: "test").map(\.fields) }
+}
