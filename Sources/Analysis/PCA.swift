@@ -59,27 +59,32 @@ public enum PCA {
                 proj[i] = s
             }
         }
-        let signs: [Float] = proj.map { $0 < 0 ? -1 : 1 }
-        proj = proj.map { abs($0) }
 
-        // Leading axes as unit rows.
+        // Leading axes as unit rows: a few more than asked for, refined, then cut to k.
+        let kr = min(r, k + 8)
         var comps = Matrix(rows: k, cols: d)
         if k > 0 {
+            var v0: Matrix
             if useGram {
-                let uk = Matrix(rows: k, cols: n, data: Array(eig.vectors.data[0..<(k * n)])) // [k, n]
-                comps = try matmul(uk, z) // [k, d] = U_kᵀ Z, row i has norm s_i
+                let uk = Matrix(rows: kr, cols: n, data: Array(eig.vectors.data[0..<(kr * n)])) // [kr, n]
+                v0 = try matmul(uk, z) // [kr, d] = U_krᵀ Z, row i has norm s_i
             } else {
-                comps = Matrix(rows: k, cols: d, data: Array(eig.vectors.data[0..<(k * d)]))
+                v0 = Matrix(rows: kr, cols: d, data: Array(eig.vectors.data[0..<(kr * d)]))
+            }
+            let refined = try refine(z, v0) // [kr, d], Double
+            for i in 0..<kr {
+                var s = 0.0
+                for j in 0..<d { s += refined[i * d + j] * Double(orientation[j]) }
+                proj[i] = s
             }
             comps.data.withUnsafeMutableBufferPointer { p in
                 for i in 0..<k {
-                    var nrm = 0.0
-                    for j in 0..<d { nrm += Double(p[i * d + j]) * Double(p[i * d + j]) }
-                    let scale = nrm > 0 ? signs[i] / Float(nrm.squareRoot()) : 0
-                    for j in 0..<d { p[i * d + j] *= scale }
+                    let sign: Double = proj[i] < 0 ? -1 : 1
+                    for j in 0..<d { p[i * d + j] = Float(sign * refined[i * d + j]) }
                 }
             }
         }
+        proj = proj.map { abs($0) }
 
         let total = eigenvalues.reduce(0, +)
         let ratio = total > 0 ? eigenvalues.map { $0 / total } : eigenvalues.map { _ in 0 }
@@ -98,6 +103,57 @@ public enum PCA {
         return PCAResult(mean: mean, eigenvalues: eigenvalues, explainedVarianceRatio: ratio, cumulativeVariance: cum,
                          participationRatio: pr, components: comps, orientationProjections: proj,
                          orientationShare: share, gram: useGram ? scatter : nil)
+    }
+
+    /// Sharpens approximate leading axes `v0` ([k, d]) of the centred rows `z` ([n, d]): one subspace
+    /// iteration (Zᵀ Z v0ᵀ), Double Gram–Schmidt, then Rayleigh–Ritz with a Double Jacobi eigensolver.
+    /// The Float eigensolver works on Z Zᵀ (or Zᵀ Z), whose rounding error is ε·s₁²; here the small
+    /// k × k problem is built from Z v (error ε·s₁·sᵢ), which keeps trailing axes accurate.
+    /// Returns unit rows in Double, ordered by decreasing Ritz value. [k, d]
+    static func refine(_ z: Matrix, _ v0: Matrix) throws -> [Double] {
+        let k = v0.rows, d = v0.cols, n = z.rows
+        let w = try matmul(z, v0, transB: true)   // [n, k]
+        let v1 = try matmul(w, z, transA: true)   // [k, d] = (Zᵀ Z v0ᵀ)ᵀ
+        // Modified Gram–Schmidt, twice, in Double.
+        var q = v1.data.map(Double.init)          // [k, d]
+        for _ in 0..<2 {
+            for i in 0..<k {
+                for j in 0..<i {
+                    var s = 0.0
+                    for t in 0..<d { s += q[i * d + t] * q[j * d + t] }
+                    for t in 0..<d { q[i * d + t] -= s * q[j * d + t] }
+                }
+                var nrm = 0.0
+                for t in 0..<d { nrm += q[i * d + t] * q[i * d + t] }
+                nrm = nrm.squareRoot()
+                let inv = nrm > 0 ? 1 / nrm : 0
+                for t in 0..<d { q[i * d + t] *= inv }
+            }
+        }
+        let qf = Matrix(rows: k, cols: d, data: q.map { Float($0) })
+        let w2 = try matmul(z, qf, transB: true)  // [n, k]
+        var sm = [Double](repeating: 0, count: k * k)
+        for a in 0..<n {
+            for i in 0..<k {
+                let wi = Double(w2.data[a * k + i])
+                for j in 0...i { sm[i * k + j] += wi * Double(w2.data[a * k + j]) }
+            }
+        }
+        for i in 0..<k { for j in 0..<i { sm[j * k + i] = sm[i * k + j] } }
+        let (_, rot) = SmallEigen.symmetric(sm, n: k)
+        var out = [Double](repeating: 0, count: k * d)
+        for i in 0..<k {
+            for j in 0..<k {
+                let r = rot[i * k + j]
+                if r == 0 { continue }
+                for t in 0..<d { out[i * d + t] += r * q[j * d + t] }
+            }
+            var nrm = 0.0
+            for t in 0..<d { nrm += out[i * d + t] * out[i * d + t] }
+            let inv = nrm > 0 ? 1 / nrm.squareRoot() : 0
+            for t in 0..<d { out[i * d + t] *= inv }
+        }
+        return out
     }
 
     /// Scores of the rows of `x` ([m, d]) on the axes: (x − mean) · componentsᵀ, [m, k].

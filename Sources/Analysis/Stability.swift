@@ -148,21 +148,21 @@ public enum Stability {
     @inline(__always) static func clampCos(_ x: Double) -> Double { x.isFinite ? max(-1, min(1, x)) : 0 }
 
     struct Workspace {
-        var m: [Float]
-        var x: [Float]
-        var y: [Float]
-        init(n: Int) { m = [Float](repeating: 0, count: n * n); x = [Float](repeating: 0, count: n); y = x }
+        var m: Matrix
+        init(n: Int) { m = Matrix(rows: n, cols: n) }
     }
 
-    /// Top eigenpair of the double-centred submatrix H G[rows, rows] H by power iteration from `start`
-    /// (centred first). Returns (eigenvalue, unit eigenvector in Double). [rows.count]
+    /// Top eigenpair of the double-centred submatrix H G[rows, rows] H by restarted Lanczos with full
+    /// reorthogonalisation (Double vectors, sgemv products), started from `start` (centred first).
+    /// Returns (eigenvalue, unit eigenvector in Double). [rows.count]
     static func topEigen(gram g: Matrix, rows: [Int], start: [Double], work: inout Workspace,
-                         tolerance: Double = 1e-7, maxIterations: Int = 5000) -> (Double, [Double]) {
+                         steps: Int = 12, restarts: Int = 12, tolerance: Double = 1e-6) -> (Double, [Double]) {
         let m = rows.count, n = g.cols
-        // Gather and double-centre in Double accumulators, store Float.
+        if work.m.rows != m { work.m = Matrix(rows: m, cols: m) }
+        // Gather and double-centre (Double row means), stored Float. [m, m]
         var rowMean = [Double](repeating: 0, count: m)
         g.data.withUnsafeBufferPointer { gp in
-            work.m.withUnsafeMutableBufferPointer { mp in
+            work.m.data.withUnsafeMutableBufferPointer { mp in
                 for a in 0..<m {
                     let base = rows[a] * n
                     var s = 0.0
@@ -171,38 +171,73 @@ public enum Stability {
                 }
                 let grand = rowMean.reduce(0, +) / Double(m)
                 for a in 0..<m {
-                    for b in 0..<m { mp[a * m + b] = Float(Double(mp[a * m + b]) - rowMean[a] - rowMean[b] + grand) }
+                    let ra = rowMean[a] - grand
+                    for b in 0..<m { mp[a * m + b] = Float(Double(mp[a * m + b]) - ra - rowMean[b]) }
                 }
             }
         }
-        // Start vector: centred, normalised; fall back to a fixed pattern if it is zero.
+        // Start vector: centred, normalised; a fixed alternating pattern if it is zero.
         let sm = start.reduce(0, +) / Double(m)
         var x = start.map { $0 - sm }
         var nrm = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        if !(nrm > 0) { x = (0..<m).map { Double($0 % 2 == 0 ? 1 : -1) }; nrm = Double(m).squareRoot() }
-        for a in 0..<m { x[a] /= nrm }
-        var lambda = 0.0
-        var y = [Double](repeating: 0, count: m)
-        work.m.withUnsafeBufferPointer { mp in
-            for _ in 0..<maxIterations {
-                // y = M x (row-major, Float matrix, Double accumulation).
-                for a in 0..<m {
-                    let base = a * m
-                    var s = 0.0
-                    for b in 0..<m { s += Double(mp[base + b]) * x[b] }
-                    y[a] = s
-                }
-                var ny = 0.0, xy = 0.0
-                for a in 0..<m { ny += y[a] * y[a]; xy += x[a] * y[a] }
-                ny = ny.squareRoot()
-                guard ny > 0 else { lambda = 0; return }
-                var diff = 0.0
-                for a in 0..<m { let v = y[a] / ny; diff = max(diff, abs(v - x[a])); x[a] = v }
-                lambda = xy
-                if diff < tolerance { break }
-            }
+        if !(nrm > 0) {
+            x = (0..<m).map { Double($0 % 2 == 0 ? 1 : -1) }
+            let mx = x.reduce(0, +) / Double(m)
+            x = x.map { $0 - mx }
+            nrm = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
         }
-        // Rayleigh quotient of the final vector.
-        return (max(lambda, 0), x)
+        for a in 0..<m { x[a] /= nrm }
+        let s = max(1, min(steps, m - 1))
+        var q = [Double](repeating: 0, count: (s + 1) * m) // Lanczos basis, rows
+        var alpha = [Double](repeating: 0, count: s), beta = [Double](repeating: 0, count: s)
+        var xf = [Float](repeating: 0, count: m)
+        var theta = 0.0
+        for _ in 0...restarts {
+            for a in 0..<m { q[a] = x[a] }
+            var used = 0
+            var lastBeta = 0.0
+            for j in 0..<s {
+                for a in 0..<m { xf[a] = Float(q[j * m + a]) }
+                let yf = (try? matvec(work.m, xf)) ?? xf
+                var w = yf.map(Double.init)
+                var al = 0.0
+                for a in 0..<m { al += q[j * m + a] * w[a] }
+                alpha[j] = al
+                for _ in 0..<2 { // full reorthogonalisation against q_0 … q_j
+                    for i in 0...j {
+                        var c = 0.0
+                        for a in 0..<m { c += q[i * m + a] * w[a] }
+                        for a in 0..<m { w[a] -= c * q[i * m + a] }
+                    }
+                }
+                var b = 0.0
+                for a in 0..<m { b += w[a] * w[a] }
+                b = b.squareRoot()
+                used = j + 1
+                lastBeta = b
+                if b <= 1e-12 * max(abs(al), 1e-300) || j == s - 1 { break }
+                beta[j] = b
+                for a in 0..<m { q[(j + 1) * m + a] = w[a] / b }
+            }
+            // Tridiagonal T = tridiag(beta, alpha, beta), top Ritz pair.
+            var t = [Double](repeating: 0, count: used * used)
+            for j in 0..<used {
+                t[j * used + j] = alpha[j]
+                if j + 1 < used { t[j * used + j + 1] = beta[j]; t[(j + 1) * used + j] = beta[j] }
+            }
+            let (vals, vecs) = SmallEigen.symmetric(t, n: used)
+            theta = vals[0]
+            var u = [Double](repeating: 0, count: m)
+            for j in 0..<used {
+                let y = vecs[j]
+                for a in 0..<m { u[a] += y * q[j * m + a] }
+            }
+            let un = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            if un > 0 { for a in 0..<m { u[a] /= un } }
+            x = u
+            let residual = abs(lastBeta * vecs[used - 1])
+            if !(theta > 0) || residual <= tolerance * theta { break }
+        }
+        return (max(theta, 0), x)
     }
 }
