@@ -99,7 +99,7 @@ public func analyzeLayer(checkpoint: String, layer: Int, position: Int, data: Ac
         guard m.rows >= 2 else { throw AnalysisError(site: site, "only \(m.rows) \(name) prompt(s); each class needs at least 2 train and 2 test prompts") }
     }
     guard d > 0 else { throw AnalysisError(site: site, "activations have width 0") }
-    for m in [data.testHarmful, data.testHarmless] { try requireFinite(m, site: site) }
+    for m in [data.trainHarmful, data.trainHarmless, data.testHarmful, data.testHarmless] { try requireFinite(m, site: site) }
 
     let nh = data.trainHarmful.rows, nb = data.trainHarmless.rows
     let train = vstack([data.trainHarmful, data.trainHarmless]) // [nh + nb, d]
