@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Check that files ablab's Swift tests wrote are read by h5py + numpy with the expected values.
+
+Usage: check_interop.py DIR   (DIR is $ABLAB_INTEROP_DIR, e.g. .build/interop)
+
+Each kind of file has one check function, registered in CHECKS with the file(s) it needs relative to
+DIR. The Swift tests write the files with values given by formulas; the functions here recompute the
+same formulas independently with numpy and compare every value and attribute. A kind whose files are
+missing is reported as SKIPPED (by name), never silently. Exit status: 0 when every present kind
+passes and at least one ran; 1 on any failure; 2 when nothing was checked.
+
+To add a kind: write `def check_<kind>(dir, report)` that calls report.check(name, condition, detail)
+for each assertion, then add (kind, [required files or globs], function) to CHECKS.
+"""
+import glob
+import os
+import sys
+import traceback
+
+import h5py
+import numpy as np
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.kind = ""
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"  FAIL [{self.kind}] {name}: {detail}")
+
+    def equal(self, name, got, want):
+        got = np.asarray(got)
+        want = np.asarray(want)
+        ok = got.shape == want.shape and np.array_equal(got, want, equal_nan=want.dtype.kind == "f")
+        if ok and want.dtype.kind == "f":
+            ok = np.array_equal(np.signbit(got), np.signbit(want))  # -0.0 vs 0.0
+        detail = "" if ok else f"shape {got.shape} vs {want.shape}; got {got.ravel()[:8]}..., want {want.ravel()[:8]}..."
+        self.check(name, ok, detail)
+
+
+def as_str(v):
+    return v.decode("utf-8") if isinstance(v, (bytes, np.bytes_)) else str(v)
+
+
+# ---------------------------------------------------------------------------------------------------
+# hdf5-basic: Tests/HDF5Tests/InteropTests.swift writes hdf5/basic.h5
+
+
+def check_hdf5_basic(d, r):
+    with h5py.File(os.path.join(d, "hdf5", "basic.h5"), "r") as f:
+        i, j, k = np.meshgrid(np.arange(3), np.arange(4), np.arange(5), indexing="ij")
+        want = ((i * 20 + j * 5 + k) * 0.25 - 7).astype(np.float32)
+        ds = f["f32"]
+        r.check("f32 dtype", ds.dtype == np.float32, str(ds.dtype))
+        r.check("f32 chunks", ds.chunks == (1, 2, 5), str(ds.chunks))
+        r.check("f32 filters", ds.compression == "gzip" and ds.shuffle, f"{ds.compression} {ds.shuffle}")
+        r.equal("f32 values", ds[()], want)
+
+        ds = f["f16"]
+        r.check("f16 dtype", ds.dtype == np.float16, str(ds.dtype))
+        want = (np.arange(64, dtype=np.float32) - 32) / np.float32(3)
+        r.equal("f16 values (numpy's round-to-nearest-even)", ds[()], want.astype(np.float16))
+        special = np.array([0, -0.0, 65504, 65519, 65520, 1e-8, 6e-8, np.inf, -np.inf], dtype=np.float32)
+        with np.errstate(over="ignore"):  # 65520 -> inf is the point of the check
+            r.equal("f16 special values", f["f16_special"][()], special.astype(np.float16))
+
+        r.check("i32 dtype", f["i32"].dtype == np.int32, str(f["i32"].dtype))
+        r.equal("i32 values", f["i32"][()], ((np.arange(12) - 6) * 123456789).astype(np.int32).reshape(2, 6))
+        r.equal("i32 extremes", f["i32_extremes"][()], np.array([-2**31, 2**31 - 1, 0, -1], dtype=np.int32))
+
+        ds = f["strings"]
+        r.check("strings maxshape", ds.maxshape == (None,), str(ds.maxshape))
+        got = [as_str(s) for s in ds.asstr()[()]]
+        want = ["" if n % 3 == 0 else f"prompt {n} — ü ✓ 🚀" for n in range(7)]
+        r.check("strings values", got == want, f"{got} vs {want}")
+        r.check("strings are UTF-8", h5py.check_string_dtype(ds.dtype).encoding == "utf-8", str(ds.dtype))
+
+        ds = f["grow"]
+        r.check("grow maxshape", ds.maxshape == (None, 3), str(ds.maxshape))
+        r.equal("grow values", ds[()], (np.arange(15, dtype=np.float32) + 0.5).reshape(5, 3))
+
+        i, j = np.meshgrid(np.arange(4), np.arange(6), indexing="ij")
+        r.equal("slab values", f["slab"][()], (i * 10 + j).astype(np.float32))
+
+        a = f["a/b/c"].attrs
+        r.check("attr answer", int(a["answer"]) == 42 and np.asarray(a["answer"]).dtype == np.int64, repr(a["answer"]))
+        r.check("attr ratio", float(a["ratio"]) == 0.1, repr(a["ratio"]))
+        r.equal("attr positions", a["positions"], np.arange(-5, 0, dtype=np.int32))
+        r.check("attr positions dtype", np.asarray(a["positions"]).dtype == np.int32, str(np.asarray(a["positions"]).dtype))
+        r.equal("attr weights", a["weights"], np.array([0.5, -1.25, 3], dtype=np.float32))
+        r.check("attr name (variable-length UTF-8)", as_str(a["name"]) == "Ünïcødé ✓", repr(a["name"]))
+        r.check("attr fixed (fixed-length)", as_str(a["fixed"]) == "fixed-ascii", repr(a["fixed"]))
+
+
+# ---------------------------------------------------------------------------------------------------
+
+CHECKS = [
+    ("hdf5-basic", ["hdf5/basic.h5"], check_hdf5_basic),
+]
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__)
+        return 2
+    d = argv[1]
+    r = Report()
+    ran, skipped = [], []
+    for kind, needs, fn in CHECKS:
+        missing = [n for n in needs if not glob.glob(os.path.join(d, n))]
+        if missing:
+            skipped.append(kind)
+            print(f"SKIPPED {kind}: missing {', '.join(missing)} in {d}")
+            continue
+        r.kind = kind
+        before = (r.passed, r.failed)
+        try:
+            fn(d, r)
+        except Exception as e:  # a crash in a check is a failure of that kind, not of the script
+            r.failed += 1
+            print(f"  FAIL [{kind}] raised {type(e).__name__}: {e}")
+            traceback.print_exc()
+        ran.append(kind)
+        print(f"{kind}: {r.passed - before[0]} passed, {r.failed - before[1]} failed")
+    print(f"interop: {r.passed} passed, {r.failed} failed, {len(skipped)} kinds skipped"
+          + (f" ({', '.join(skipped)})" if skipped else ""))
+    if r.failed:
+        return 1
+    return 0 if ran else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
