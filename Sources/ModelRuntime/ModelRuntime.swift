@@ -1,4 +1,0 @@
-import AblabCore
-
-// Stage module ModelRuntime: see README, "Pipeline".
-public enum ModelRuntimeModule {}
