@@ -119,7 +119,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             }
         case .f16:
             for i in 0..<n {
-                dst[i] = halfToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                dst[i] = f16BitsToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             }
         }
     }
@@ -127,7 +127,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
 /// IEEE 754 binary16 → binary32 (exact, including subnormals, infinities and NaN).
 @inline(__always)
-func halfToFloat(_ h: UInt16) -> Float {
+func f16BitsToFloat(_ h: UInt16) -> Float {
     let sign = UInt32(h & 0x8000) << 16
     let exp = Int((h >> 10) & 0x1f)
     let mant = UInt32(h & 0x3ff)
