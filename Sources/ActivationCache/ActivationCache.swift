@@ -1,4 +1,0 @@
-import AblabCore
-
-// Stage module ActivationCache: see README, "Pipeline".
-public enum ActivationCacheModule {}

@@ -1,4 +1,0 @@
-import AblabCore
-
-// Stage module Study: see README, "Pipeline".
-public enum StudyModule {}

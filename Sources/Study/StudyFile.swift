@@ -1,0 +1,324 @@
+import Foundation
+import AblabCore
+import TOMLKit
+
+/// An error in a study file, naming the file, line and key.
+public struct StudyError: AblabError {
+    public var file: String
+    public var line: Int?
+    public var key: String
+    public var message: String
+    public var description: String {
+        "\(file)\(line.map { ":\($0)" } ?? "") [\(key)]: \(message)"
+    }
+    public var exitCode: Int32 { ExitCode.badInput }
+}
+
+/// One model checkpoint of a study.
+public struct CheckpointSpec: Codable, Sendable, Equatable {
+    public var name: String
+    /// A GGUF file or a Hugging Face folder (config.json + safetensors), relative to the study file's
+    /// project root or absolute.
+    public var model: String
+    /// Chat format override when the model's template is not recognised (`chatml`).
+    public var chatFormat: String?
+}
+
+/// `system_prompt`: the model's own default, none, or a given text.
+public enum SystemPromptSetting: Codable, Sendable, Equatable {
+    case modelDefault
+    case none
+    case text(String)
+
+    /// Parsed from the study value: "default", "" (none) or any other text.
+    public init(studyValue: String) {
+        switch studyValue {
+        case "default": self = .modelDefault
+        case "": self = .none
+        default: self = .text(studyValue)
+        }
+    }
+    public var studyValue: String {
+        switch self { case .modelDefault: return "default"; case .none: return ""; case .text(let t): return t }
+    }
+}
+
+/// A user-defined refusal judge from patterns.
+public struct PatternJudgeSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var patterns: [String]
+    public var regex: Bool
+}
+
+/// Imported verdicts (`labels:<name>`): a CSV and how its columns map.
+public struct LabelJudgeSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var file: String
+    public var idColumn: String
+    public var systemColumn: String?
+    public var verdictColumn: String
+    public var refusalValues: [String]
+}
+
+/// Everything a study fixes. Keys and defaults are documented in README, "Study files".
+public struct StudySpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var out: String
+    public var systemPrompt: SystemPromptSetting
+    public var checkpoints: [CheckpointSpec]
+
+    // prompts
+    public var promptFiles: [String]
+    public var trainPerClass: Int?          // nil = all train prompts
+    public var testPerClass: Int?           // nil = all test prompts
+
+    // record
+    public var positions: String            // e.g. "-5:" or "-1"
+    public var dtype: String                // float32 | float16
+    public var hooks: [String]
+    public var compress: Bool
+
+    // analysis
+    public var bootstrap: Int
+    public var maxComponents: Int
+
+    // abliteration
+    public var method: String               // mean-diff | pc1
+    public var layer: Int?                  // nil = automatic candidate selection
+    public var position: Int                // relative position of the direction
+    public var alphas: [Double]             // systems generated per checkpoint besides the original
+    public var exportWeights: Bool
+
+    // generation
+    public var harmfulTest: Int
+    public var harmlessTest: Int
+    public var maxNewTokens: Int
+    public var batchSize: Int
+
+    // judges
+    public var judges: [String]             // regex:paper, substring:arditi, llm:<checkpoint>, pattern:<name>, labels:<name>
+    public var patternJudges: [PatternJudgeSpec]
+    public var labelJudges: [LabelJudgeSpec]
+    public var referenceJudge: String
+    public var selfJudgment: Bool
+
+    // paper data (the study's own judge evaluation)
+    public var paperData: String?
+
+    // report
+    public var figures: String?
+}
+
+/// Reads a study TOML file. Unknown keys and wrong types are errors naming the key and line.
+public enum StudyFile {
+    public static func load(_ path: String) throws -> StudySpec {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw InputError(file: path, "cannot read the study file (does it exist, is it UTF-8?)")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> StudySpec {
+        let root: TOMLTable
+        do { root = try TOMLTable(string: text) }
+        catch let e as TOMLParseError {
+            throw StudyError(file: file, line: e.source.begin.line, key: "(syntax)", message: e.description)
+        }
+        let r = Reader(text: text, file: file)
+        try r.allow(root, path: "", keys: ["study", "checkpoints", "prompts", "record", "analysis", "abliteration",
+                                           "generation", "judges", "report", "paper"])
+        let study = try r.table(root, "study", required: true)!
+        try r.allow(study, path: "study", keys: ["name", "out", "system_prompt"])
+        let name = try r.string(study, "study.name", required: true)!
+
+        var checkpoints: [CheckpointSpec] = []
+        if let arr = root["checkpoints"] {
+            guard let a = arr.array else { throw r.error("checkpoints", "must be an array of tables: [[checkpoints]]") }
+            for (i, v) in a.enumerated() {
+                guard let t = v.table else { throw r.error("checkpoints", "entry \(i + 1) must be a table") }
+                try r.allow(t, path: "checkpoints", keys: ["name", "model", "chat_format"])
+                let cname = try r.string(t, "checkpoints.name", required: true)!
+                if checkpoints.contains(where: { $0.name == cname }) { throw r.error("checkpoints.name", "duplicate checkpoint name '\(cname)'") }
+                checkpoints.append(CheckpointSpec(name: cname, model: try r.string(t, "checkpoints.model", required: true)!,
+                                                  chatFormat: try r.string(t, "checkpoints.chat_format")))
+            }
+        }
+
+        let prompts = try r.table(root, "prompts") ?? TOMLTable()
+        try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class"])
+        let record = try r.table(root, "record") ?? TOMLTable()
+        try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress"])
+        let analysis = try r.table(root, "analysis") ?? TOMLTable()
+        try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
+        let abl = try r.table(root, "abliteration") ?? TOMLTable()
+        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights"])
+        let gen = try r.table(root, "generation") ?? TOMLTable()
+        try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
+        let judges = try r.table(root, "judges") ?? TOMLTable()
+        try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "patterns", "labels"])
+        let report = try r.table(root, "report") ?? TOMLTable()
+        try r.allow(report, path: "report", keys: ["figures"])
+        let paper = try r.table(root, "paper") ?? TOMLTable()
+        try r.allow(paper, path: "paper", keys: ["data"])
+
+        var patternJudges: [PatternJudgeSpec] = []
+        if let arr = judges["patterns"] {
+            guard let a = arr.array else { throw r.error("judges.patterns", "must be an array of tables: [[judges.patterns]]") }
+            for v in a {
+                guard let t = v.table else { throw r.error("judges.patterns", "each entry must be a table") }
+                try r.allow(t, path: "judges.patterns", keys: ["name", "patterns", "regex"])
+                patternJudges.append(PatternJudgeSpec(name: try r.string(t, "judges.patterns.name", required: true)!,
+                                                      patterns: try r.strings(t, "judges.patterns.patterns", required: true)!,
+                                                      regex: try r.bool(t, "judges.patterns.regex") ?? false))
+            }
+        }
+        var labelJudges: [LabelJudgeSpec] = []
+        if let arr = judges["labels"] {
+            guard let a = arr.array else { throw r.error("judges.labels", "must be an array of tables: [[judges.labels]]") }
+            for v in a {
+                guard let t = v.table else { throw r.error("judges.labels", "each entry must be a table") }
+                try r.allow(t, path: "judges.labels", keys: ["name", "file", "id_column", "system_column", "verdict_column", "refusal_values"])
+                labelJudges.append(LabelJudgeSpec(
+                    name: try r.string(t, "judges.labels.name", required: true)!,
+                    file: try r.string(t, "judges.labels.file", required: true)!,
+                    idColumn: try r.string(t, "judges.labels.id_column") ?? "id",
+                    systemColumn: try r.string(t, "judges.labels.system_column"),
+                    verdictColumn: try r.string(t, "judges.labels.verdict_column") ?? "verdict",
+                    refusalValues: try r.strings(t, "judges.labels.refusal_values") ?? ["REFUSAL"]))
+            }
+        }
+
+        let spec = StudySpec(
+            name: name,
+            out: try r.string(study, "study.out") ?? "runs/\(SafeFiles.sanitize(name))",
+            systemPrompt: SystemPromptSetting(studyValue: try r.string(study, "study.system_prompt") ?? "default"),
+            checkpoints: checkpoints,
+            promptFiles: try r.strings(prompts, "prompts.files") ?? [],
+            trainPerClass: try r.int(prompts, "prompts.train_per_class", min: 1),
+            testPerClass: try r.int(prompts, "prompts.test_per_class", min: 1),
+            positions: try r.string(record, "record.positions") ?? "-5:",
+            dtype: try r.oneOf(record, "record.dtype", ["float32", "float16"]) ?? "float32",
+            hooks: try r.strings(record, "record.hooks") ?? [],
+            compress: try r.bool(record, "record.compress") ?? false,
+            bootstrap: try r.int(analysis, "analysis.bootstrap", min: 0) ?? 200,
+            maxComponents: try r.int(analysis, "analysis.max_components", min: 1) ?? 32,
+            method: try r.oneOf(abl, "abliteration.method", ["mean-diff", "pc1"]) ?? "mean-diff",
+            layer: try r.int(abl, "abliteration.layer", min: 0),
+            position: try r.int(abl, "abliteration.position", min: -1024) ?? -1,
+            alphas: try r.doubles(abl, "abliteration.alphas") ?? [1.0],
+            exportWeights: try r.bool(abl, "abliteration.export_weights") ?? false,
+            harmfulTest: try r.int(gen, "generation.harmful", min: 0) ?? 50,
+            harmlessTest: try r.int(gen, "generation.harmless", min: 0) ?? 50,
+            maxNewTokens: try r.int(gen, "generation.max_new_tokens", min: 1) ?? 256,
+            batchSize: try r.int(gen, "generation.batch_size", min: 1) ?? 16,
+            judges: try r.strings(judges, "judges.use") ?? ["regex:paper", "substring:arditi"],
+            patternJudges: patternJudges,
+            labelJudges: labelJudges,
+            referenceJudge: try r.string(judges, "judges.reference") ?? "regex:paper",
+            selfJudgment: try r.bool(judges, "judges.self_judgment") ?? true,
+            paperData: try r.string(paper, "paper.data"),
+            figures: try r.string(report, "report.figures"))
+        if spec.positions.isEmpty { throw r.error("record.positions", "must not be empty (e.g. \"-5:\")") }
+        return spec
+    }
+
+    /// Typed access with errors that carry the key's line.
+    struct Reader {
+        let text: String
+        let file: String
+
+        /// The line that assigns `key` inside its table (`generation.max_new_tokens` → the
+        /// `max_new_tokens =` line under `[generation]`), or that opens table `key`.
+        func line(of dotted: String) -> Int? {
+            let parts = dotted.split(separator: ".").map(String.init)
+            let table = parts.dropLast().joined(separator: ".")
+            let last = parts.last ?? dotted
+            var current = ""
+            for (i, l) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let t = l.trimmingCharacters(in: .whitespaces)
+                if t.hasPrefix("[") {
+                    current = t.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                    if current == dotted { return i + 1 }
+                    continue
+                }
+                if current == table && t.hasPrefix(last) {
+                    let rest = t.dropFirst(last.count).trimmingCharacters(in: .whitespaces)
+                    if rest.hasPrefix("=") { return i + 1 }
+                }
+            }
+            return nil
+        }
+
+        func error(_ key: String, _ message: String) -> StudyError {
+            StudyError(file: file, line: line(of: key), key: key, message: message)
+        }
+
+        func allow(_ t: TOMLTable, path: String, keys: Set<String>) throws {
+            for k in t.keys where !keys.contains(k) {
+                let full = path.isEmpty ? k : "\(path).\(k)"
+                throw error(full, "unknown key; expected one of: \(keys.sorted().joined(separator: ", "))")
+            }
+        }
+
+        private func leaf(_ key: String) -> String { String(key.split(separator: ".").last ?? Substring(key)) }
+
+        func table(_ t: TOMLTable, _ key: String, required: Bool = false) throws -> TOMLTable? {
+            guard let v = t[key] else {
+                if required { throw StudyError(file: file, line: nil, key: key, message: "missing table [\(key)]") }
+                return nil
+            }
+            guard let tt = v.table else { throw error(key, "must be a table [\(key)]") }
+            return tt
+        }
+
+        func string(_ t: TOMLTable, _ key: String, required: Bool = false) throws -> String? {
+            guard let v = t[leaf(key)] else {
+                if required { throw StudyError(file: file, line: nil, key: key, message: "missing key '\(key)'") }
+                return nil
+            }
+            guard let s = v.string else { throw error(key, "must be a string") }
+            return s
+        }
+
+        func int(_ t: TOMLTable, _ key: String, min: Int) throws -> Int? {
+            guard let v = t[leaf(key)] else { return nil }
+            guard let i = v.int else { throw error(key, "must be an integer") }
+            if i < min { throw error(key, "must be at least \(min)") }
+            return i
+        }
+
+        func bool(_ t: TOMLTable, _ key: String) throws -> Bool? {
+            guard let v = t[leaf(key)] else { return nil }
+            guard let b = v.bool else { throw error(key, "must be true or false") }
+            return b
+        }
+
+        func strings(_ t: TOMLTable, _ key: String, required: Bool = false) throws -> [String]? {
+            guard let v = t[leaf(key)] else {
+                if required { throw StudyError(file: file, line: nil, key: key, message: "missing key '\(key)'") }
+                return nil
+            }
+            guard let a = v.array else { throw error(key, "must be an array of strings") }
+            return try a.map { e in
+                guard let s = e.string else { throw error(key, "must be an array of strings") }
+                return s
+            }
+        }
+
+        func doubles(_ t: TOMLTable, _ key: String) throws -> [Double]? {
+            guard let v = t[leaf(key)] else { return nil }
+            guard let a = v.array else { throw error(key, "must be an array of numbers") }
+            return try a.map { e in
+                if let d = e.double { return d }
+                if let i = e.int { return Double(i) }
+                throw error(key, "must be an array of numbers")
+            }
+        }
+
+        func oneOf(_ t: TOMLTable, _ key: String, _ allowed: [String]) throws -> String? {
+            guard let s = try string(t, key) else { return nil }
+            guard allowed.contains(s) else { throw error(key, "must be one of \(allowed.joined(separator: ", ")); got '\(s)'") }
+            return s
+        }
+    }
+}
