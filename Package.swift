@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Judging", dependencies: ["ModelRuntime", "Abliteration", "AblabCore"]),
         .target(name: "Report", dependencies: ["Plotting", "Analysis", "Judging", "HDF5", "AblabCore"]),
         .target(name: "Study", dependencies: [
-            "Recording", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
+            "Recording", "ActivationCache", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "ablab", dependencies: [
