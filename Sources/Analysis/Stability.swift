@@ -206,6 +206,10 @@ public enum Stability {
                 used = j + 1
                 lastBeta = b
                 if b <= 1e-12 * max(abs(al), 1e-300) || j == s - 1 { break }
+                if j >= 2 { // stop early once the top Ritz pair has converged
+                    let (th, y) = topRitz(alpha, beta, j + 1)
+                    if th > 0 && abs(b * y) <= tolerance * th { break }
+                }
                 beta[j] = b
                 for a in 0..<m { q[(j + 1) * m + a] = w[a] / b }
             }
@@ -229,5 +233,16 @@ public enum Stability {
             if !(theta > 0) || residual <= tolerance * theta { break }
         }
         return (max(theta, 0), x)
+    }
+
+    /// Top eigenvalue of tridiag(beta, alpha, beta) of size k and the last entry of its eigenvector.
+    static func topRitz(_ alpha: [Double], _ beta: [Double], _ k: Int) -> (Double, Double) {
+        var t = [Double](repeating: 0, count: k * k)
+        for j in 0..<k {
+            t[j * k + j] = alpha[j]
+            if j + 1 < k { t[j * k + j + 1] = beta[j]; t[(j + 1) * k + j] = beta[j] }
+        }
+        let (vals, vecs) = SmallEigen.symmetric(t, n: k)
+        return (vals[0], vecs[k - 1])
     }
 }
