@@ -10,8 +10,13 @@ if [ ! -x "$py" ]; then
   exit 2
 fi
 cd "$root"
+failed=()
 for script in notebooks-scripts/fixtures_*.py; do
   [ -e "$script" ] || continue
   echo "== $script" >&2
-  "$py" "$script"
+  "$py" "$script" || failed+=("$script")
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "make_fixtures.sh: failed: ${failed[*]}" >&2
+  exit 1
+fi
