@@ -4,9 +4,9 @@ PY ?= python3
 VENV_TEST := .venv-test
 VENV_REF := .venv-ref
 STUDY ?= notebooks-scripts/studies/default.toml
-# Release builds target the CPU's vector unit (AVX2/FMA: x86-64-v3) when it has one; otherwise
+# Release builds target the CPU's vector unit (AVX2/FMA, LLVM CPU "haswell") when it has one; otherwise
 # SIMD loops fall back to scalar calls per lane.
-CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc x86-64-v3 -Xcc -march=x86-64-v3")
+CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell")
 SWIFT_RELEASE := -c release $(CPU_FLAGS)
 ABLAB := .build/release/ablab
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models

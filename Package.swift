@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Hot numeric modules are compiled with -Ounchecked in release builds; the Makefile adds the CPU
-// target (x86-64-v3) so SIMD loops become vector instructions rather than a call per lane.
+// target (haswell: AVX2 + FMA) so SIMD loops become vector instructions rather than a call per lane.
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
@@ -31,7 +31,7 @@ let package = Package(
 
         // Pipeline stages, data flowing one way.
         .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore"], swiftSettings: fast),
-        .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"]),
+        .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"], exclude: ["SCHEMA.md"]),
         .target(name: "Recording", dependencies: ["ModelRuntime", "ActivationCache", "AblabCore"]),
         .target(name: "Analysis", dependencies: ["ActivationCache", "LinearAlgebra", "HDF5", "AblabCore"], swiftSettings: fast),
         .target(name: "Abliteration", dependencies: ["ModelRuntime", "LinearAlgebra", "AblabCore"], swiftSettings: fast),

@@ -99,9 +99,98 @@ def check_hdf5_basic(d, r):
 
 
 # ---------------------------------------------------------------------------------------------------
+# activation-cache: Tests/ActivationCacheTests/InteropTests.swift writes activation-run/ (two checkpoints)
+# with the formula of Tests/ActivationCacheTests/Synthetic.swift; read_cache.py must summarise it.
+
+CACHE_ATTRS = ["format", "format_version", "checkpoint", "model_path", "model_sha256", "architecture",
+               "n_layers", "d_model", "system_prompt", "positions", "ablab_version", "created"]
+
+
+def synthetic_value(l, i, p, k):
+    """residual(l, i, p, k) = ((7l + 3i + 5p + k) mod 101 - 50) / 8 + (l if i even and k mod 4 == 0)."""
+    v = ((7 * l + 3 * i + 5 * p + k) % 101 - 50) / 8.0
+    return (v + np.where((i % 2 == 0) & (k % 4 == 0), l, 0)).astype(np.float32)
+
+
+def check_activation_cache(d, r):
+    run = os.path.join(d, "activation-run")
+    n_prompts, n_layers, d_model, positions = 37, 3, 8, [-3, -2, -1]
+    expected = {  # file stem -> (dtype, hooks, compressed)
+        "step-1000": (np.float32, ["blocks.1.hook_attn_out"], True),
+        "final": (np.float16, [], False),
+    }
+    names = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(run, "activations", "*.h5")))
+    r.check("checkpoint files", names == sorted(expected), str(names))
+    leftovers = glob.glob(os.path.join(run, "activations", ".*"))
+    r.check("no partial folders or temporary files left", leftovers == [], str(leftovers))
+    i = np.arange(n_prompts)
+    for stem, (dtype, hooks, compressed) in expected.items():
+        with h5py.File(os.path.join(run, "activations", stem + ".h5"), "r") as f:
+            a = f.attrs
+            missing = [k for k in CACHE_ATTRS if k not in a]
+            r.check(f"{stem}: schema attributes present", not missing, f"missing {missing}")
+            if missing:
+                continue
+            r.check(f"{stem}: format", as_str(a["format"]) == "ablab.activations", repr(a["format"]))
+            r.check(f"{stem}: format_version", int(a["format_version"]) == 1, repr(a["format_version"]))
+            r.check(f"{stem}: checkpoint", as_str(a["checkpoint"]) == stem, repr(a["checkpoint"]))
+            r.check(f"{stem}: model_path", as_str(a["model_path"]) == "models/synthetic.gguf", repr(a["model_path"]))
+            r.check(f"{stem}: model_sha256", as_str(a["model_sha256"]) == "ab" * 32, repr(a["model_sha256"]))
+            r.check(f"{stem}: architecture", as_str(a["architecture"]) == "llama", repr(a["architecture"]))
+            r.check(f"{stem}: n_layers/d_model", int(a["n_layers"]) == n_layers and int(a["d_model"]) == d_model,
+                    f"{a['n_layers']} {a['d_model']}")
+            r.check(f"{stem}: system_prompt", as_str(a["system_prompt"]) == "You are helpful.", repr(a["system_prompt"]))
+            r.equal(f"{stem}: positions", a["positions"], np.array(positions, dtype=np.int32))
+            r.check(f"{stem}: positions dtype", np.asarray(a["positions"]).dtype == np.int32, str(np.asarray(a["positions"]).dtype))
+            r.check(f"{stem}: created is ISO 8601 UTC", as_str(a["created"]).endswith("Z") and "T" in as_str(a["created"]), repr(a["created"]))
+
+            p = f["prompts"]
+            got = {k: [as_str(s) for s in p[k].asstr()[()]] for k in ("id", "text", "label", "split")}
+            r.check(f"{stem}: prompts/id", got["id"] == [f"p{n}" for n in i], str(got["id"][:3]))
+            r.check(f"{stem}: prompts/text", got["text"] == [f"Prompt {n}: ü ✓ 🚀" if n % 5 == 0 else f"prompt number {n}" for n in i], str(got["text"][:3]))
+            r.check(f"{stem}: prompts/label", got["label"] == ["harmful" if n % 2 == 0 else "harmless" for n in i], str(got["label"][:3]))
+            r.check(f"{stem}: prompts/split", got["split"] == ["test" if n % 3 == 0 else ("" if n % 7 == 0 else "train") for n in i], str(got["split"][:8]))
+            r.equal(f"{stem}: prompts/n_tokens", p["n_tokens"][()], (10 + i % 7).astype(np.int32))
+            r.check(f"{stem}: prompts/n_tokens dtype", p["n_tokens"].dtype == np.int32, str(p["n_tokens"].dtype))
+
+            res = f["residual"]
+            r.check(f"{stem}: residual shape", res.shape == (n_layers + 1, n_prompts, 3, d_model), str(res.shape))
+            r.check(f"{stem}: residual dtype", res.dtype == dtype, str(res.dtype))
+            r.check(f"{stem}: residual chunks = one layer", res.chunks == (1, min(n_prompts, 256), 3, d_model), str(res.chunks))
+            r.check(f"{stem}: residual filters", (res.compression == "gzip" and res.shuffle) == compressed, f"{res.compression} {res.shuffle}")
+            L, I, P, K = np.meshgrid(np.arange(n_layers + 1), i, np.arange(3), np.arange(d_model), indexing="ij")
+            want = synthetic_value(L, I, P, K)
+            r.equal(f"{stem}: residual values", res[()], want.astype(dtype))
+            got_hooks = sorted(f["hooks"].keys()) if "hooks" in f else []
+            r.check(f"{stem}: hook list", got_hooks == sorted(hooks), str(got_hooks))
+            for h, name in enumerate(sorted(hooks)):
+                I3, P3, K3 = np.meshgrid(i, np.arange(3), np.arange(d_model), indexing="ij")
+                r.equal(f"{stem}: hooks/{name}", f["hooks"][name][()], synthetic_value(100 + h, I3, P3, K3).astype(dtype))
+
+    # read_cache.py: its numbers against the formula, and its command line.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import read_cache
+    summary = read_cache.summarize(run)
+    r.check("read_cache: checkpoints", sorted(summary) == sorted(expected), str(sorted(summary)))
+    L, I, P, K = np.meshgrid(np.arange(n_layers + 1), i, np.arange(3), np.arange(d_model), indexing="ij")
+    norms = np.linalg.norm(synthetic_value(L, I, P, K).astype(np.float64), axis=-1)  # [L+1, N, P]
+    for stem in summary:
+        _, labels, got = summary[stem]
+        for label, rows in (("harmful", i % 2 == 0), ("harmless", i % 2 == 1)):
+            r.check(f"read_cache: {stem} {label} mean norms", np.allclose(got[label], norms[:, rows].mean(axis=1), rtol=1e-12, atol=0),
+                    f"{got[label][:, -1]} vs {norms[:, rows].mean(axis=1)[:, -1]}")
+    import subprocess
+    out = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "read_cache.py"), run],
+                         capture_output=True, text=True)
+    r.check("read_cache.py exits 0", out.returncode == 0, out.stderr[-500:])
+    r.check("read_cache.py prints both checkpoints", "== final" in out.stdout and "== step-1000" in out.stdout, out.stdout[:300])
+
+
+# ---------------------------------------------------------------------------------------------------
 
 CHECKS = [
     ("hdf5-basic", ["hdf5/basic.h5"], check_hdf5_basic),
+    ("activation-cache", ["activation-run/activations/*.h5"], check_activation_cache),
 ]
 
 

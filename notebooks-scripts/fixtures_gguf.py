@@ -169,8 +169,16 @@ def blocks_fixture():
     cases.append({"type": "BF16", "source": "gguf-py quantize", "elements": int(x.size),
                   "bytes_base64": base64.b64encode(np.ascontiguousarray(b).tobytes()).decode(),
                   "expected": f32list(dequantize(b, QT.BF16))})
+    # F32 -> F16 rounding (numpy: round to nearest even, overflow to inf), as bit patterns
+    ties = [1 + 2**-11, 1 + 3 * 2**-11, 2**-25, 3 * 2**-25, 2**-14 - 2**-25, 65504.0, 65519.0, 65520.0,
+            1e6, 1e-9, -0.0, 0.0, 2**-24, 1.5 * 2**-24, 0.1, -0.1, 1 / 3]
+    x = np.concatenate([np.array(ties), rng.normal(0, 1, 300), rng.normal(0, 1, 100) * 1e-6,
+                        rng.normal(0, 1, 50) * 3e4]).astype(np.float32)
+    x = np.concatenate([x, np.array([np.inf, -np.inf], dtype=np.float32)])
+    f16 = {"float32_bits": [int(v) for v in x.view(np.uint32)],
+           "float16_bits": [int(v) for v in x.astype(np.float16).view(np.uint16)]}
     with open(os.path.join(OUT, "blocks.json"), "w") as fh:
-        json.dump({"cases": cases}, fh, indent=0)
+        json.dump({"cases": cases, "f32_to_f16": f16}, fh, indent=0)
     print(f"blocks: {len(cases)} cases")
 
 

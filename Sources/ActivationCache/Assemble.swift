@@ -68,33 +68,44 @@ enum Assembler {
         try pg.createDataset("index", type: .int32, shape: [n]).write(plan.index)
 
         let sources = try plan.sources.map { try H5File.open($0) }
+        // With no prompts (an empty shard) the row dimension is left extendible: HDF5 needs chunk ≤ maximum.
+        let rowMax: Int? = n == 0 ? nil : n
         let residualOut = try out.createDataset("residual", type: plan.dtype.h5, shape: [h.nLayers + 1, n, pCount, d],
+                                                maxShape: [h.nLayers + 1, rowMax, pCount, d],
                                                 chunk: [1, cr, pCount, d], compression: plan.compression)
         let residualIn = try sources.map { try $0.openDataset("residual", chunkCacheBytes: 32 << 20) }
         try copyRows(plan.origins, from: residualIn, to: residualOut, layers: h.nLayers + 1, rowElems: rowElems, chunkRows: cr)
         for hook in plan.hooks {
             let hookOut = try out.createDataset("hooks/" + hook, type: plan.dtype.h5, shape: [n, pCount, d],
-                                                chunk: [cr, pCount, d], compression: plan.compression)
+                                                maxShape: [rowMax, pCount, d], chunk: [cr, pCount, d], compression: plan.compression)
             let hookIn = try sources.map { try $0.openDataset("hooks/" + hook, chunkCacheBytes: 32 << 20) }
             try copyRows(plan.origins, from: hookIn, to: hookOut, layers: nil, rowElems: rowElems, chunkRows: cr)
         }
         try out.flush()
     }
 
-    /// Copies rows into `out` one output chunk at a time (per layer when `layers` is set): for each chunk,
-    /// each source's needed rows are read as one contiguous hyperslab when that is not wasteful.
-    /// Memory: one output chunk plus one source range.
+    /// Copies rows into `out` one output chunk at a time (per layer when `layers` is set), in the stored
+    /// representation (bit-exact, no float16 round trips): for each chunk, each source's needed rows are
+    /// read as one contiguous hyperslab when that is not wasteful. Memory: one output chunk plus one source range.
     static func copyRows(_ origins: [RowOrigin], from inputs: [H5Dataset], to out: H5Dataset,
                          layers: Int?, rowElems: Int, chunkRows: Int) throws {
         let n = origins.count
         if n == 0 { return }
         let tailShape = Array(try out.shape().suffix(2)) // [P, d]
+        let esize = out.storedElementSize
+        for input in inputs where input.elementType != out.elementType || input.storedElementSize != esize {
+            throw HDF5Error(.typeMismatch, file: input.filePath, object: input.objectPath,
+                            "element type \(input.elementType.rawValue) differs from the output's \(out.elementType.rawValue)")
+        }
         func span(_ lead: Int, _ row: Int, _ count: Int) -> (offset: [Int], count: [Int]) {
             if layers != nil { return ([lead, row, 0, 0], [1, count] + tailShape) }
             return ([row, 0, 0], [count] + tailShape)
         }
-        var block = [Float](repeating: 0, count: chunkRows * rowElems)
-        var range: [Float] = []
+        let rowBytes = rowElems * esize
+        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkRows * rowBytes, alignment: 16)
+        defer { block.deallocate() }
+        var range = UnsafeMutableRawBufferPointer.allocate(byteCount: rowBytes, alignment: 16)
+        defer { range.deallocate() }
         for lead in 0..<(layers ?? 1) {
             var b0 = 0
             while b0 < n {
@@ -106,27 +117,24 @@ enum Assembler {
                     let lo = pairs.map(\.1).min()!, hi = pairs.map(\.1).max()!
                     let width = hi - lo + 1
                     if width <= 4 * pairs.count {
-                        if range.count < width * rowElems { range = [Float](repeating: 0, count: width * rowElems) }
+                        if range.count < width * rowBytes {
+                            range.deallocate()
+                            range = UnsafeMutableRawBufferPointer.allocate(byteCount: width * rowBytes, alignment: 16)
+                        }
                         let (o, c) = span(lead, lo, width)
-                        try range.withUnsafeMutableBufferPointer { try inputs[s].read(into: UnsafeMutableBufferPointer(rebasing: $0[0..<(width * rowElems)]), offset: o, count: c) }
-                        block.withUnsafeMutableBufferPointer { dst in
-                            range.withUnsafeBufferPointer { src in
-                                for (outRow, srcRow) in pairs {
-                                    (dst.baseAddress! + outRow * rowElems).update(from: src.baseAddress! + (srcRow - lo) * rowElems, count: rowElems)
-                                }
-                            }
+                        try inputs[s].readRaw(into: UnsafeMutableRawBufferPointer(rebasing: range[0..<(width * rowBytes)]), offset: o, count: c)
+                        for (outRow, srcRow) in pairs {
+                            (block.baseAddress! + outRow * rowBytes).copyMemory(from: range.baseAddress! + (srcRow - lo) * rowBytes, byteCount: rowBytes)
                         }
                     } else {
                         for (outRow, srcRow) in pairs {
                             let (o, c) = span(lead, srcRow, 1)
-                            try block.withUnsafeMutableBufferPointer {
-                                try inputs[s].read(into: UnsafeMutableBufferPointer(rebasing: $0[(outRow * rowElems)..<((outRow + 1) * rowElems)]), offset: o, count: c)
-                            }
+                            try inputs[s].readRaw(into: UnsafeMutableRawBufferPointer(rebasing: block[(outRow * rowBytes)..<((outRow + 1) * rowBytes)]), offset: o, count: c)
                         }
                     }
                 }
                 let (o, c) = span(lead, b0, b1 - b0)
-                try block.withUnsafeBufferPointer { try out.write(UnsafeBufferPointer(rebasing: $0[0..<((b1 - b0) * rowElems)]), offset: o, count: c) }
+                try out.writeRaw(UnsafeRawBufferPointer(rebasing: block[0..<((b1 - b0) * rowBytes)]), offset: o, count: c)
                 b0 = b1
             }
         }

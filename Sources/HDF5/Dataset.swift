@@ -200,6 +200,33 @@ public final class H5Dataset: H5Handle {
         guard r >= 0 else { throw failure(write ? "writing" : "reading") }
     }
 
+    // MARK: Raw (stored representation, no conversion)
+
+    /// Bytes per element as stored (2 for float16, 4 for float32/int32, …); not meaningful for strings.
+    public var storedElementSize: Int { let t = H5Datatype(owning: H5Dget_type(id)); return H5Tget_size(t.id) }
+
+    /// Reads the hyperslab in the stored representation (e.g. binary16 bits for float16), for bit-exact copies.
+    public func readRaw(into buffer: UnsafeMutableRawBufferPointer, offset: [Int]? = nil, count: [Int]? = nil) throws {
+        try checkOpen()
+        try requireNumeric("raw numbers")
+        let (fs, ms, n) = try selection(offset: offset, count: count)
+        let t = H5Datatype(owning: H5Dget_type(id))
+        guard buffer.count == n * H5Tget_size(t.id) else { throw error(.shapeMismatch, "buffer of \(buffer.count) bytes for \(n) elements") }
+        if n == 0 { return }
+        try rawIO(write: false, memType: t.id, fileSpace: fs, memSpace: ms, buffer.baseAddress!)
+    }
+
+    /// Writes elements already in the stored representation (see `readRaw`).
+    public func writeRaw(_ buffer: UnsafeRawBufferPointer, offset: [Int]? = nil, count: [Int]? = nil) throws {
+        try checkOpen()
+        try requireNumeric("raw numbers")
+        let (fs, ms, n) = try selection(offset: offset, count: count)
+        let t = H5Datatype(owning: H5Dget_type(id))
+        guard buffer.count == n * H5Tget_size(t.id) else { throw error(.shapeMismatch, "\(buffer.count) bytes given for \(n) elements") }
+        if n == 0 { return }
+        try rawIO(write: true, memType: t.id, fileSpace: fs, memSpace: ms, UnsafeMutableRawPointer(mutating: buffer.baseAddress!))
+    }
+
     // MARK: Float
 
     /// Writes Floats into the hyperslab `offset`/`count` (default: the whole dataset), row-major.

@@ -1,4 +1,5 @@
 import AblabCore
 
-// Stage module Judging: see README, "Pipeline".
+// Stage module Judging: judges (rules, imported labels; model judges later), judgments files,
+// agreement statistics, and the study's own human / judge data.
 public enum JudgingModule {}

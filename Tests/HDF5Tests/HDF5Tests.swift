@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import HDF5
+import HDF5
 
 @Suite struct HDF5RoundTripTests {
     @Test func float32ChunkedCompressedRoundTrip() throws {
@@ -44,6 +44,21 @@ import Testing
         #expect(Array(back.prefix(exact.count)) == exact)
         #expect(back[1].sign == .minus)
         #expect(Array(back.suffix(inexact.count)) == expected)
+    }
+
+    @Test func rawAccessIsTheStoredRepresentation() throws {
+        let tmp = try TempDir(); defer { tmp.cleanup() }
+        let f = try H5File.create(tmp.file("raw.h5"))
+        let h = try f.createDataset("h", type: .float16, shape: [2, 2])
+        try h.write([1, -2, 0.5, 65504] as [Float])
+        #expect(h.storedElementSize == 2)
+        var bits = [UInt16](repeating: 0, count: 2)
+        try bits.withUnsafeMutableBytes { try h.readRaw(into: $0, offset: [1, 0], count: [1, 2]) }
+        #expect(bits == [0x3800, 0x7bff]) // binary16 of 0.5 and 65504
+        let g = try f.createDataset("g", type: .float16, shape: [2])
+        try bits.withUnsafeBytes { try g.writeRaw($0) }
+        #expect(try g.readFloats() == [0.5, 65504])
+        #expect(throws: HDF5Error.self) { try bits.withUnsafeBytes { try g.writeRaw(UnsafeRawBufferPointer(rebasing: $0[0..<2])) } }
     }
 
     @Test func int32RoundTripIncludingExtremes() throws {
