@@ -41,6 +41,9 @@ PROMPTS = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "notebooks-scripts/
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
+LLAMA3_SPLIT = QWEN2_SPLIT.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
+assert LLAMA3_SPLIT != QWEN2_SPLIT
+
 STRINGS = [
     "",
     " ",
@@ -256,6 +259,9 @@ def main():
     tiny_fixture("digits", pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]), None, 900, True)
+    tiny_fixture("llama3", pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), None, 1000, False)
     tiny_fixture("gpt2", pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True), None, 700, True)
     model_fixture("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2", fix_smollm2)
     model_fixture("Qwen2.5-Coder-0.5B-Instruct.gguf", "qwen2.5-coder", fix_qwen2)

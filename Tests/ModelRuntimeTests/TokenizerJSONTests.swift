@@ -3,11 +3,11 @@ import Testing
 import AblabCore
 @testable import ModelRuntime
 
-/// Small BPE tokenizers trained with HF `tokenizers` (Qwen2 split + NFC, Digits + ByteLevel, plain
+/// Small BPE tokenizers trained with HF `tokenizers` (Qwen2 split + NFC, Llama 3 split, Digits + ByteLevel, plain
 /// ByteLevel); their tokenizer.json is loaded here and every string must give HF's ids.
 @Suite("Tokenizer from tokenizer.json (tiny HF-trained BPEs)")
 struct TokenizerJSONTests {
-    static let fixtures = ["tiny-qwen2", "tiny-digits", "tiny-gpt2"]
+    static let fixtures = ["tiny-qwen2", "tiny-llama3", "tiny-digits", "tiny-gpt2"]
 
     @Test("ids equal HF tokenizers", arguments: fixtures)
     func idsMatch(fixture: String) throws {
