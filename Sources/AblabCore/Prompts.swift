@@ -16,7 +16,9 @@ public struct Prompt: Codable, Hashable, Sendable {
 /// before any model work: duplicate ids, missing fields, empty text and bad JSON are errors naming
 /// the file and line.
 public enum PromptFile {
-    public static func load(_ path: String) throws -> [Prompt] {
+    /// Loads one file. With `splits`, rows of other splits are skipped before they are checked (the
+    /// shipped harmful set has empty texts in its `non-english` split).
+    public static func load(_ path: String, splits: Set<String>? = nil) throws -> [Prompt] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InputError(file: path, "cannot read the prompt file (does it exist?)")
         }
@@ -24,17 +26,19 @@ public enum PromptFile {
             throw InputError(file: path, "the prompt file is not valid UTF-8")
         }
         let lower = path.lowercased()
-        let prompts = lower.hasSuffix(".csv") ? try parseCSV(text, file: path) : try parseJSONL(text, file: path)
-        if prompts.isEmpty { throw InputError(file: path, "the prompt file holds no prompts") }
+        let prompts = lower.hasSuffix(".csv") ? try parseCSV(text, file: path, splits: splits) : try parseJSONL(text, file: path, splits: splits)
+        if prompts.isEmpty {
+            throw InputError(file: path, splits == nil ? "the prompt file holds no prompts" : "no prompt has split \(splits!.sorted().joined(separator: " or "))")
+        }
         return prompts
     }
 
     /// Loads several files and checks ids are unique across all of them.
-    public static func load(_ paths: [String]) throws -> [Prompt] {
+    public static func load(_ paths: [String], splits: Set<String>? = nil) throws -> [Prompt] {
         var all: [Prompt] = []
         var seen: [String: String] = [:]
         for p in paths {
-            for prompt in try load(p) {
+            for prompt in try load(p, splits: splits) {
                 if let other = seen[prompt.id] {
                     throw InputError(file: p, key: prompt.id, "duplicate prompt id (also in \(other))")
                 }
@@ -45,7 +49,7 @@ public enum PromptFile {
         return all
     }
 
-    static func parseJSONL(_ text: String, file: String) throws -> [Prompt] {
+    static func parseJSONL(_ text: String, file: String, splits: Set<String>? = nil) throws -> [Prompt] {
         var out: [Prompt] = []
         var ids: [String: Int] = [:]
         var lineNo = 0
@@ -73,6 +77,7 @@ public enum PromptFile {
             }
             let p = Prompt(id: try field("id", required: true)!, text: try field("text", required: true)!,
                            label: try field("label", required: true)!, split: try field("split", required: false))
+            if let splits, !splits.contains(p.split ?? "") { continue }
             try check(p, file: file, line: lineNo, ids: &ids)
             out.append(p)
         }
@@ -91,7 +96,7 @@ public enum PromptFile {
         ids[p.id] = line
     }
 
-    static func parseCSV(_ text: String, file: String) throws -> [Prompt] {
+    static func parseCSV(_ text: String, file: String, splits: Set<String>? = nil) throws -> [Prompt] {
         let rows = try CSV.parse(text, file: file)
         guard let header = rows.first else { return [] }
         let names = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -108,6 +113,7 @@ public enum PromptFile {
             }
             let split = col("split").map { row.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }
             let p = Prompt(id: row.fields[col("id")!], text: row.fields[col("text")!], label: row.fields[col("label")!], split: split)
+            if let splits, !splits.contains(p.split ?? "") { continue }
             try check(p, file: file, line: row.line, ids: &ids)
             out.append(p)
         }

@@ -4,6 +4,7 @@ import AblabCore
 import ModelRuntime
 import ActivationCache
 import Recording
+import Analysis
 
 /// The stages of a study, in order. Data flows one way.
 public enum Stage: String, CaseIterable, Sendable {
@@ -43,7 +44,7 @@ public final class Pipeline {
         guard !spec.promptFiles.isEmpty else {
             throw StudyError(file: studyFile, line: nil, key: "prompts.files", message: "no prompt files: add files = [\"harmful.jsonl\", \"harmless.jsonl\"]")
         }
-        let all = try PromptFile.load(spec.promptFiles)
+        let all = try PromptFile.load(spec.promptFiles, splits: ["train", "test"])
         var out: [Prompt] = []
         for split in ["train", "test"] {
             let limit = split == "train" ? spec.trainPerClass : spec.testPerClass
@@ -142,6 +143,7 @@ public final class Pipeline {
 public enum StageRegistry {
     public static let implementations: [Stage: @Sendable (Pipeline) throws -> Void] = [
         .record: { try $0.recordStage() },
+        .analyze: { try $0.analyzeStage() },
     ]
 }
 
@@ -172,6 +174,30 @@ extension Pipeline {
                 let path = try Recorder.record(model: model, modelSHA256: try fileHash(c.model), prompts: prompts, run: run, options: o)
                 return [path]
             }
+        }
+    }
+}
+
+extension Pipeline {
+    /// Analyze: from the activation caches alone → analysis.h5 and tidy CSVs.
+    func analyzeStage() throws {
+        guard !spec.checkpoints.isEmpty else { return }
+        var parts: [String: String] = ["bootstrap": String(spec.bootstrap), "max_components": String(spec.maxComponents)]
+        for c in spec.checkpoints {
+            let path = ActivationCacheWriter.finalPath(run: run, checkpoint: c.name)
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StudyError(file: studyFile, line: nil, key: "checkpoints", message: "no activation cache for '\(c.name)' at \(path); run the record stage first")
+            }
+            let recorded = manifest.stages["record:\(c.name)"]?.fingerprint
+            parts["cache:" + c.name] = try recorded ?? fileHash(path)
+        }
+        let out = run + "/analysis.h5"
+        try stage("analyze", fingerprint: fingerprint(parts), outputs: [out]) {
+            let opts = AnalysisOptions(bootstrap: spec.bootstrap, maxComponents: spec.maxComponents)
+            let result = try RunAnalyzer.analyze(run: run, options: opts, checkpoints: spec.checkpoints.map(\.name),
+                                                 progress: options.showProgress)
+            try RunAnalyzer.write(result, run: run, options: opts)
+            return [out]
         }
     }
 }

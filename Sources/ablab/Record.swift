@@ -55,12 +55,8 @@ struct Record: AsyncParsableCommand {
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
-            var all = try PromptFile.load(prompts)
-            if let split {
-                let keep = Set(split.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-                all = all.filter { keep.contains($0.split ?? "") }
-                if all.isEmpty { throw InputError(file: prompts.joined(separator: ", "), key: "split", "no prompt has split \(split)") }
-            }
+            let keep = split.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+            let all = try PromptFile.load(prompts, splits: keep)
             guard let dt = ActivationDType(rawValue: dtype) else { throw InputError(file: "--dtype", "use float32 or float16, not \(dtype)") }
             var opts = RecordOptions(checkpoint: name ?? checkpointName(modelOptions.model))
             opts.positions = try PositionSpec.parse(positions)

@@ -67,3 +67,26 @@ struct CoreTests {
         #expect(!s.contains("/") && !s.hasPrefix("."))
     }
 }
+
+@Suite("Prompt files: split filter")
+struct PromptSplitTests {
+    @Test("rows of other splits are skipped before they are checked")
+    func splitFilter() throws {
+        let p = NSTemporaryDirectory() + "ablab-split-\(UUID().uuidString).jsonl"
+        let text = #"{"id":"a","text":"","label":"harmful","split":"non-english"}"# + "\n" + #"{"id":"b","text":"x","label":"harmful","split":"train"}"#
+        FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        #expect(throws: InputError.self) { try PromptFile.load(p) }
+        #expect(try PromptFile.load(p, splits: ["train"]).map(\.id) == ["b"])
+    }
+
+    @Test("the shipped prompt sets load for train and test: 250 + 50 per class")
+    func shipped() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let files = ["harmful", "harmless"].map { root.appendingPathComponent("notebooks-scripts/data/prompts/\($0).jsonl").path }
+        let prompts = try PromptFile.load(files, splits: ["train", "test"])
+        for label in ["harmful", "harmless"] {
+            #expect(prompts.filter { $0.label == label && $0.split == "train" }.count == 250)
+            #expect(prompts.filter { $0.label == label && $0.split == "test" }.count == 50)
+        }
+    }
+}
