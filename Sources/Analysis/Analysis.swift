@@ -44,12 +44,22 @@ public struct ActivationSplit: Sendable {
 /// Knobs of `analyzeLayer`. The defaults are the study's.
 public struct AnalysisOptions: Sendable {
     /// Numbers of leading PCs the linear probe uses (clipped to the PCA rank; duplicates dropped).
-    public var probeComponents: [Int] = [1, 2, 4, 8, 16, 32, 64]
+    public var probeComponents: [Int] = [1, 2, 4, 8, 16, 32]
     /// Inverse L2 strength of the probe (sklearn's `C`).
     public var probeC: Double = 1
     /// Bootstrap replicates for direction stability (0 turns stability off).
-    public var bootstrapReplicates: Int = 100
+    public var bootstrapReplicates: Int = 200
     /// Seed of the SplitMix64 generator used for bootstrap (seed) and split-half (seed + 1).
     public var seed: UInt64 = 20251002
     public init() {}
+
+    /// The study file's `[analysis]` settings: probes on 1, 2, 4, … ≤ `maxComponents` PCs.
+    public init(bootstrap: Int, maxComponents: Int, seed: UInt64? = nil) {
+        bootstrapReplicates = max(0, bootstrap)
+        var ks: [Int] = []
+        var k = 1
+        while k <= max(1, maxComponents) { ks.append(k); k *= 2 }
+        probeComponents = ks
+        if let seed { self.seed = seed }
+    }
 }
