@@ -18,7 +18,7 @@ struct Ablab: AsyncParsableCommand {
           run       all of the above from a study file (TOML)
         """,
         version: AblabVersion.string,
-        subcommands: [Inspect.self, Tokenize.self, Agree.self, Analyze.self]
+        subcommands: [Inspect.self, Tokenize.self, Agree.self, Analyze.self, ReportCommand.self]
     )
 }
 
