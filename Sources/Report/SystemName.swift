@@ -68,9 +68,11 @@ public struct SystemName: Sendable, Hashable, CustomStringConvertible {
             }
         }
         let t = s.trimmingCharacters(in: .whitespaces)
-        for suffix in ["-ALB", "-abl", "-abliterated"] where t.lowercased().hasSuffix(suffix.lowercased()) {
-            var base = String(t.dropLast(suffix.count))
-            while base.hasSuffix(" ") || base.hasSuffix("-") { base = String(base.dropLast()).trimmingCharacters(in: .whitespaces) }
+        // "<model>-ALB", "<model> - ALB", "<model> -ALB" (also "-abl", "-abliterated", any case)
+        for suffix in ["abliterated", "alb", "abl"] where t.lowercased().hasSuffix(suffix) {
+            var base = String(t.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+            guard base.hasSuffix("-") else { continue }
+            base = String(base.dropLast()).trimmingCharacters(in: .whitespaces)
             if base.isEmpty { break }
             var n = SystemName(checkpoint: base, abliteration: Abliteration(method: nil, layer: nil, alpha: nil))
             n.raw = s
