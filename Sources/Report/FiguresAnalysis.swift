@@ -73,7 +73,7 @@ public enum AnalysisFigures {
                 ax.line(x: x, y: c.ratios.map { $0.prefix(k).reduce(0, +) }, label: "PC1–\(k) total", color: .gray, dash: Dash.dashed)
             }
             ax.yLimits = .fixed(0, 1)
-            ax.legend = .auto
+            ax.legend = i == d.checkpoints.count - 1 ? .outsideRight : .none
             f.axes[i] = ax
         }
         return f
@@ -82,13 +82,17 @@ public enum AnalysisFigures {
     /// Layer × component heatmap of the explained-variance ratio (first `components` PCs); one panel per checkpoint.
     public static func spectrumHeatmap(_ d: SpectrumData, components: Int = 10) -> Figure {
         let rowsPerPanel = d.checkpoints.map(\.layers.count).max() ?? 1
-        var f = panels(d.checkpoints.count, panelHeight: max(150, min(330, 40 + 9 * Double(rowsPerPanel))))
+        var f = panels(d.checkpoints.count, panelHeight: max(150, min(330, 60 + 10 * Double(rowsPerPanel))))
+        // one colour scale for every panel so checkpoints compare
+        let shown = d.checkpoints.flatMap { c in c.ratios.flatMap { $0.prefix(components) } }.filter(\.isFinite)
+        let norm = ColorNorm(low: 0, high: max(shown.max() ?? 1, 1e-6))
         for (i, c) in d.checkpoints.enumerated() {
             let k = min(components, c.ratios.first?.count ?? 0)
             var ax = Axes(title: c.name, xLabel: "Principal component", yLabel: "Layer")
             ax.heatmap(c.ratios.map { Array($0.prefix(k)) }, rowLabels: c.layers.map(String.init),
-                       columnLabels: (1...max(k, 1)).prefix(k).map { "PC\($0)" }, colorMap: .viridis,
+                       columnLabels: (0..<k).map { String($0 + 1) }, colorMap: .viridis, norm: norm,
                        colorBarLabel: "Explained variance ratio")
+            ax.series[0] = { if case .heatmap(var h) = ax.series[0] { h.showColorBar = i == d.checkpoints.count - 1 || d.checkpoints.count == 1; return .heatmap(h) }; return ax.series[0] }()
             f.axes[i] = ax
         }
         return f
@@ -164,10 +168,15 @@ extension AnalysisFigures {
             for l in lines {
                 let ci = cks.firstIndex(of: l.checkpoint) ?? 0
                 let label = cks.count > 1 || methods.count > 1 ? (cks.count > 1 ? "\(l.checkpoint) · \(l.method)" : l.method) : l.checkpoint
-                ax.line(x: l.layers.map(Double.init), y: l.values, label: label, color: palette.color(ci), dash: dash(l.method, methods))
+                ax.line(x: l.layers.map(Double.init), y: l.values, label: label, color: palette.color(ci), dash: dash(l.method, methods),
+                        marker: l.layers.count <= 16 ? .circle : .none)
             }
             if let ref { ax.horizontalLine(y: ref, color: .lightGray) }
-            ax.yLimits = limits
+            if case .fixed(let lo, let hi) = limits {
+                // keep the fixed upper limit, extend downwards when the data go lower (AUROC < 0.4 happens)
+                let low = lines.flatMap(\.values).filter(\.isFinite).min() ?? lo
+                ax.yLimits = .fixed(low < lo ? max(0, (low * 10).rounded(.down) / 10) : lo, hi)
+            } else { ax.yLimits = limits }
             ax.legend = .outsideRight
             return ax
         }

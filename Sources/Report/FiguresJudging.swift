@@ -193,11 +193,31 @@ public struct AlphaSweepData: Sendable {
 }
 
 public enum JudgingFigures {
+    /// Draws each bar's interval [lower, upper] (asymmetric, e.g. a bootstrap percentile interval) as a
+    /// dark vertical segment with caps, at the centre of the bar (grouped layout, default slot fraction).
+    /// `lower[group][category]`.
+    static func intervalBars(_ ax: inout Axes, lower: [[Double]], upper: [[Double]], slotFraction: Double = 0.8) {
+        let n = lower.count
+        guard n > 0 else { return }
+        let w = slotFraction / Double(n)
+        let ink = Color(hex: 0x333333)
+        for g in 0..<n {
+            for i in lower[g].indices where lower[g][i].isFinite && upper[g][i].isFinite {
+                let cx = Double(i) - slotFraction / 2 + Double(g) * w + w * 0.46
+                let cap = w * 0.15
+                for seg in [([cx, cx], [lower[g][i], upper[g][i]]), ([cx - cap, cx + cap], [lower[g][i], lower[g][i]]),
+                            ([cx - cap, cx + cap], [upper[g][i], upper[g][i]])] {
+                    ax.add(.line(LineSeries(x: seg.0, y: seg.1, color: ink, width: 0.9)))
+                }
+            }
+        }
+    }
+
     static let original = Color(hex: 0x0072B2)
     static let abliterated = Color(hex: 0xD55E00)
 
     /// Refusal rate of each checkpoint, original vs abliterated, one panel per prompt label, with the
-    /// bootstrap interval as error bars (symmetric half-width of the interval). Rates in [0, 1].
+    /// bootstrap percentile interval drawn as an asymmetric error bar. Rates in [0, 1].
     public static func refusalRates(_ c: RefusalCounts, judge: String) -> Figure {
         let pairs = SystemPair.pairs(c.systems)
         let labels = c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
@@ -205,13 +225,11 @@ public enum JudgingFigures {
         f.panelLabels = labels.count > 1
         for (i, label) in labels.enumerated() {
             var ax = Axes(title: "\(label.capitalized) prompts", yLabel: "Refusal rate (\(judge))")
-            func g(_ name: String, _ pick: (SystemPair) -> String?, _ color: Color) -> BarGroup {
-                let rs = pairs.map { p in pick(p).flatMap { c.row(system: $0, label: label, judge: judge) } }
-                return BarGroup(name, rs.map { $0?.rate ?? .nan },
-                                errors: rs.map { r in r.map { ($0.upper - $0.lower) / 2 } ?? .nan }, color: color)
-            }
+            let picks: [(String, (SystemPair) -> String?, Color)] = [("original", \.original, original), ("abliterated", \.abliterated, abliterated)]
+            let rows = picks.map { pk in pairs.map { p in pk.1(p).flatMap { c.row(system: $0, label: label, judge: judge) } } }
             ax.bars(categories: pairs.map(\.checkpoint),
-                    groups: [g("original", \.original, original), g("abliterated", \.abliterated, abliterated)])
+                    groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.rate ?? .nan }, color: $0.2) }, valueLabels: true)
+            intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } })
             ax.yLimits = .fixed(0, 1)
             ax.legend = i == labels.count - 1 ? .auto : .none
             f.axes[i] = ax
@@ -219,18 +237,19 @@ public enum JudgingFigures {
         return f
     }
 
-    /// Judge × system refusal-rate heatmap, one panel per prompt label (sequential map on [0, 1]).
+    /// System × judge refusal-rate heatmap (systems as rows so long names stay horizontal), one panel
+    /// per prompt label, stacked; sequential map on [0, 1] with the rate in each cell.
     public static func judgeSystemHeatmap(_ c: RefusalCounts) -> Figure {
         let labels = c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
         let judges = c.judges, systems = c.systems
-        let longest = systems.map(\.count).max() ?? 8
-        let panelH = 50 + 16 * Double(judges.count) + min(140, 5.2 * Double(longest))
-        var f = Figure(width: reportFigureWidth, height: panelH * Double(labels.count), rows: max(labels.count, 1), columns: 1)
+        let longestJudge = Double(judges.map(\.count).max() ?? 8)
+        let panelH = 46 + 14 * Double(systems.count) + min(110, 4.6 * longestJudge)
+        var f = Figure(width: reportFigureWidth, height: panelH * Double(max(labels.count, 1)), rows: max(labels.count, 1), columns: 1)
         f.panelLabels = labels.count > 1
         for (i, label) in labels.enumerated() {
-            var ax = Axes(title: "\(label.capitalized) prompts: refusal rate", xLabel: "System", yLabel: "Judge")
-            let m = judges.map { j in systems.map { s in c.row(system: s, label: label, judge: j)?.rate ?? .nan } }
-            ax.heatmap(m, rowLabels: judges, columnLabels: systems, colorMap: .viridis, norm: ColorNorm(low: 0, high: 1),
+            var ax = Axes(title: "\(label.capitalized) prompts: refusal rate", xLabel: "Judge", yLabel: nil)
+            let m = systems.map { s in judges.map { j in c.row(system: s, label: label, judge: j)?.rate ?? .nan } }
+            ax.heatmap(m, rowLabels: systems, columnLabels: judges, colorMap: .viridis, norm: ColorNorm(low: 0, high: 1),
                        colorBarLabel: "Refusal rate", cellLabels: true)
             f.axes[i] = ax
         }
@@ -261,13 +280,12 @@ public enum JudgingFigures {
     public static func selfJudgment(_ d: SelfJudgmentData) -> Figure {
         let pairs = SystemPair.pairs(d.rows.map(\.system))
         var ax = Axes(title: nil, yLabel: "Self-judgment accuracy")
-        func g(_ name: String, _ pick: (SystemPair) -> String?, _ color: Color) -> BarGroup {
-            let rs = pairs.map { p in pick(p).flatMap { s in d.rows.first { $0.system == s } } }
-            return BarGroup(name, rs.map { $0?.accuracy ?? .nan }, errors: rs.map { r in r.map { ($0.upper - $0.lower) / 2 } ?? .nan }, color: color)
-        }
-        ax.bars(categories: pairs.map(\.checkpoint), groups: [g("original", \.original, original), g("abliterated", \.abliterated, abliterated)])
+        let picks: [(String, (SystemPair) -> String?, Color)] = [("original", \.original, original), ("abliterated", \.abliterated, abliterated)]
+        let rows = picks.map { pk in pairs.map { p in pk.1(p).flatMap { s in d.rows.first { $0.system == s } } } }
+        ax.bars(categories: pairs.map(\.checkpoint), groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.accuracy ?? .nan }, color: $0.2) },
+                valueLabels: true)
+        intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } })
         ax.yLimits = .fixed(0, 1)
-        ax.horizontalLine(y: 0.5, label: "chance", color: .gray)
         return Figure(width: reportFigureWidth, height: 220, axes: ax)
     }
 
@@ -276,7 +294,9 @@ public enum JudgingFigures {
         var ax = Axes(title: nil, xLabel: "Abliteration strength α", yLabel: "Refusal rate, \(d.label) (\(d.judge))")
         for (i, l) in d.lines.enumerated() {
             let band: (lower: [Double], upper: [Double])? = l.lower.allSatisfy(\.isFinite) ? (l.lower, l.upper) : nil
-            ax.line(x: l.alphas, y: l.rates, label: l.name, color: Palette.okabeIto.color(i), marker: .circle, band: band)
+            var ls = LineSeries(x: l.alphas, y: l.rates, label: l.name, color: Palette.okabeIto.color(i), marker: .circle, band: band)
+            ls.bandAlpha = 0.12
+            ax.add(.line(ls))
         }
         ax.yLimits = .fixed(0, 1)
         ax.legend = .auto

@@ -191,7 +191,7 @@ public enum StudyReport {
         if let c = r.counts, let judge = primaryJudge(c, options: options) {
             let pairs = SystemPair.pairs(c.systems)
             if !pairs.isEmpty {
-                out.append(StudyFigure(name: "refusal_rates", caption: "Refusal rate of each model before (blue) and after (vermillion) abliteration, judged by \(judge); error bars: half-width of the \(Int(c.level * 100)) % bootstrap interval.", figure: JudgingFigures.refusalRates(c, judge: judge)))
+                out.append(StudyFigure(name: "refusal_rates", caption: "Refusal rate of each model before (blue) and after (vermillion) abliteration, judged by \(judge); error bars: \(Int(c.level * 100)) % bootstrap percentile intervals over items.", figure: JudgingFigures.refusalRates(c, judge: judge)))
             }
             out.append(StudyFigure(name: "judge_system_heatmap", caption: "Refusal rate given by each judge (rows) to each system's answers (columns).", figure: JudgingFigures.judgeSystemHeatmap(c)))
             if let j = r.judgments, let t = try? JudgmentTable(j), t.judges.count >= 2 {
@@ -204,7 +204,7 @@ public enum StudyReport {
             }
         }
         if let s = r.selfJudgments, !s.isEmpty {
-            out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration; error bars: half-width of the 95 % bootstrap interval.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))
+            out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration; error bars: 95 % bootstrap percentile intervals over items.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))
         }
         if let p = r.paperAll {
             out.append(StudyFigure(name: "paper_judge_system_heatmap", caption: "The study's data: refusal rate given by each judge (rows) to each model's 50 answers per prompt class (columns); \"-ALB\": abliterated.", figure: JudgingFigures.judgeSystemHeatmap(p)))

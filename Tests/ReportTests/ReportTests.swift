@@ -59,7 +59,8 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
         let h = AnalysisFigures.spectrumHeatmap(d, components: 2)
         let hm = heat(h.axes[0])!
         #expect(hm.values == [[0.5, 0.2], [0.4, 0.3], [0.6, 0.1]])
-        #expect(hm.columnLabels == ["PC1", "PC2"])
+        #expect(hm.columnLabels == ["1", "2"])
+        #expect(hm.resolvedNorm == ColorNorm(low: 0, high: 0.6))   // shared scale: 0 to the largest ratio shown
         #expect(hm.rowLabels == ["1", "2", "3"])
         #expect(hm.colorMap == .viridis)   // sequential for variance
     }
@@ -114,6 +115,9 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
         #expect(b.groups[0].values == [0.8, 0.5])
         #expect(b.groups[1].values[0] == 0.1)
         #expect(b.groups[1].values[1].isNaN)      // n has no abliterated variant
+        // the interval of m's original bar is drawn as a segment from lower to upper
+        let segs = lines(f.axes[0]).filter { $0.x.count == 2 && $0.x[0] == $0.x[1] }
+        #expect(segs.contains { $0.y == [r.lower, r.upper] })
         #expect(bars(f.axes[1])!.groups[0].values[0] == 0.1)
         #expect(f.axes[0].title == "Harmful prompts")
     }
@@ -121,10 +125,10 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
     @Test func judgeSystemHeatmapIsSequentialOnZeroOne() {
         let c = RefusalCounts.from(Self.judgments([("m", "harmful", "j1", 3, 4), ("m", "harmful", "j2", 1, 4), ("k", "harmful", "j1", 0, 4)]), replicates: 0)
         let h = heat(JudgingFigures.judgeSystemHeatmap(c).axes[0])!
-        #expect(h.rowLabels == ["j1", "j2"])
-        #expect(h.columnLabels == ["m", "k"])
-        #expect(h.values[0] == [0.75, 0])
-        #expect(h.values[1][0] == 0.25 && h.values[1][1].isNaN)
+        #expect(h.rowLabels == ["m", "k"])
+        #expect(h.columnLabels == ["j1", "j2"])
+        #expect(h.values[0] == [0.75, 0.25])
+        #expect(h.values[1][0] == 0 && h.values[1][1].isNaN)
         #expect(h.colorMap == .viridis && h.resolvedNorm == ColorNorm(low: 0, high: 1))
     }
 
