@@ -82,7 +82,7 @@ public enum AnalysisFigures {
     /// Layer × component heatmap of the explained-variance ratio (first `components` PCs); one panel per checkpoint.
     public static func spectrumHeatmap(_ d: SpectrumData, components: Int = 10) -> Figure {
         let rowsPerPanel = d.checkpoints.map(\.layers.count).max() ?? 1
-        var f = panels(d.checkpoints.count, panelHeight: max(150, min(330, 60 + 10 * Double(rowsPerPanel))))
+        var f = panels(d.checkpoints.count, panelHeight: max(170, min(330, 70 + 10 * Double(rowsPerPanel))))
         // one colour scale for every panel so checkpoints compare
         let shown = d.checkpoints.flatMap { c in c.ratios.flatMap { $0.prefix(components) } }.filter(\.isFinite)
         let norm = ColorNorm(low: 0, high: max(shown.max() ?? 1, 1e-6))
@@ -91,7 +91,7 @@ public enum AnalysisFigures {
             var ax = Axes(title: c.name, xLabel: "Principal component", yLabel: "Layer")
             ax.heatmap(c.ratios.map { Array($0.prefix(k)) }, rowLabels: c.layers.map(String.init),
                        columnLabels: (0..<k).map { String($0 + 1) }, colorMap: .viridis, norm: norm,
-                       colorBarLabel: "Explained variance ratio")
+                       colorBarLabel: "Variance ratio")
             ax.series[0] = { if case .heatmap(var h) = ax.series[0] { h.showColorBar = i == d.checkpoints.count - 1 || d.checkpoints.count == 1; return .heatmap(h) }; return ax.series[0] }()
             f.axes[i] = ax
         }

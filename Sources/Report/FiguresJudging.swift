@@ -73,14 +73,28 @@ public struct SystemPair: Sendable, Equatable {
     public var original: String?
     public var abliterated: String?
 
+    /// Systems reordered so each checkpoint's original comes first, followed by its abliterated
+    /// variants (in their order), checkpoints in first-seen order.
+    public static func grouped(_ systems: [String]) -> [String] {
+        var order: [String] = []
+        var by: [String: [String]] = [:]
+        for s in systems {
+            let k = SystemName.parse(s).shortCheckpoint
+            if by[k] == nil { order.append(k) }
+            if SystemName.parse(s).isAbliterated { by[k, default: []].append(s) } else { by[k, default: []].insert(s, at: 0) }
+        }
+        return order.flatMap { by[$0]! }
+    }
+
     public static func pairs(_ systems: [String]) -> [SystemPair] {
         var order: [String] = []
         var orig: [String: String] = [:]
         var abl: [String: [SystemName]] = [:]
         for s in systems {
             let n = SystemName.parse(s)
-            if orig[n.checkpoint] == nil && abl[n.checkpoint] == nil { order.append(n.checkpoint) }
-            if n.isAbliterated { abl[n.checkpoint, default: []].append(n) } else if orig[n.checkpoint] == nil { orig[n.checkpoint] = s }
+            let k = n.shortCheckpoint
+            if orig[k] == nil && abl[k] == nil { order.append(k) }
+            if n.isAbliterated { abl[k, default: []].append(n) } else if orig[k] == nil { orig[k] = s }
         }
         return order.map { c in
             let vs = abl[c] ?? []
@@ -193,10 +207,24 @@ public struct AlphaSweepData: Sendable {
 }
 
 public enum JudgingFigures {
+    /// Bars too short to see (value < 0.02 on a [0, 1] axis) get their value written just above the
+    /// baseline, so a rate of 0 is not mistaken for a missing bar. `values[group][category]`.
+    static func labelFlatBars(_ ax: inout Axes, values: [[Double]], horizontal: Bool = false, slotFraction: Double = 0.8) {
+        let n = values.count
+        guard n > 0 else { return }
+        let w = slotFraction / Double(n)
+        for g in 0..<n { for i in values[g].indices where values[g][i].isFinite && values[g][i] < 0.02 {
+            let cx = Double(i) - slotFraction / 2 + Double(g) * w + w * 0.46
+            let text = String(format: "%.2f", values[g][i])
+            ax.annotations.append(horizontal ? .text(text, x: 0.01, y: cx + w * 0.3, align: .left, color: .gray)
+                                             : .text(text, x: cx, y: 0.03, align: .center, color: .gray))
+        } }
+    }
+
     /// Draws each bar's interval [lower, upper] (asymmetric, e.g. a bootstrap percentile interval) as a
     /// dark vertical segment with caps, at the centre of the bar (grouped layout, default slot fraction).
     /// `lower[group][category]`.
-    static func intervalBars(_ ax: inout Axes, lower: [[Double]], upper: [[Double]], slotFraction: Double = 0.8) {
+    static func intervalBars(_ ax: inout Axes, lower: [[Double]], upper: [[Double]], horizontal: Bool = false, slotFraction: Double = 0.8) {
         let n = lower.count
         guard n > 0 else { return }
         let w = slotFraction / Double(n)
@@ -207,7 +235,7 @@ public enum JudgingFigures {
                 let cap = w * 0.15
                 for seg in [([cx, cx], [lower[g][i], upper[g][i]]), ([cx - cap, cx + cap], [lower[g][i], lower[g][i]]),
                             ([cx - cap, cx + cap], [upper[g][i], upper[g][i]])] {
-                    ax.add(.line(LineSeries(x: seg.0, y: seg.1, color: ink, width: 0.9)))
+                    ax.add(.line(LineSeries(x: horizontal ? seg.1 : seg.0, y: horizontal ? seg.0 : seg.1, color: ink, width: 0.9)))
                 }
             }
         }
@@ -221,16 +249,23 @@ public enum JudgingFigures {
     public static func refusalRates(_ c: RefusalCounts, judge: String) -> Figure {
         let pairs = SystemPair.pairs(c.systems)
         let labels = c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
-        var f = Figure(width: reportFigureWidth, height: 200 + (pairs.count > 5 ? 40 : 0), rows: 1, columns: max(labels.count, 1))
+        // many or long model names: horizontal bars, one panel per label stacked, so names stay readable
+        let horizontal = pairs.count > 4 || (pairs.map(\.checkpoint.count).max() ?? 0) > 14
+        let n = max(labels.count, 1)
+        var f = horizontal
+            ? Figure(width: reportFigureWidth, height: Double(n) * (48 + 19 * Double(pairs.count)), rows: n, columns: 1)
+            : Figure(width: reportFigureWidth, height: 210, rows: 1, columns: n)
         f.panelLabels = labels.count > 1
         for (i, label) in labels.enumerated() {
-            var ax = Axes(title: "\(label.capitalized) prompts", yLabel: "Refusal rate (\(judge))")
+            var ax = horizontal ? Axes(title: "\(label.capitalized) prompts", xLabel: "Refusal rate (\(judge))")
+                                : Axes(title: "\(label.capitalized) prompts", yLabel: "Refusal rate (\(judge))")
             let picks: [(String, (SystemPair) -> String?, Color)] = [("original", \.original, original), ("abliterated", \.abliterated, abliterated)]
             let rows = picks.map { pk in pairs.map { p in pk.1(p).flatMap { c.row(system: $0, label: label, judge: judge) } } }
             ax.bars(categories: pairs.map(\.checkpoint),
-                    groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.rate ?? .nan }, color: $0.2) }, valueLabels: true)
-            intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } })
-            ax.yLimits = .fixed(0, 1)
+                    groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.rate ?? .nan }, color: $0.2) }, horizontal: horizontal)
+            labelFlatBars(&ax, values: rows.map { $0.map { $0?.rate ?? .nan } }, horizontal: horizontal)
+            intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } }, horizontal: horizontal)
+            if horizontal { ax.xLimits = .fixed(0, 1) } else { ax.yLimits = .fixed(0, 1) }
             ax.legend = i == labels.count - 1 ? .auto : .none
             f.axes[i] = ax
         }
@@ -241,31 +276,37 @@ public enum JudgingFigures {
     /// per prompt label, stacked; sequential map on [0, 1] with the rate in each cell.
     public static func judgeSystemHeatmap(_ c: RefusalCounts) -> Figure {
         let labels = c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
-        let judges = c.judges, systems = c.systems
+        let judges = c.judges, systems = SystemPair.grouped(c.systems)
         let longestJudge = Double(judges.map(\.count).max() ?? 8)
+        let longestSystem = Double(systems.map { SystemName.shortName($0).count }.max() ?? 8)
         let panelH = 46 + 14 * Double(systems.count) + min(110, 4.6 * longestJudge)
-        var f = Figure(width: reportFigureWidth, height: panelH * Double(max(labels.count, 1)), rows: max(labels.count, 1), columns: 1)
+        // very long system names: widen the figure (it is scaled to the page) so cells keep their size
+        let width = max(reportFigureWidth, 4.8 * longestSystem + 28 * Double(judges.count) + 120)
+        var f = Figure(width: width, height: panelH * Double(max(labels.count, 1)), rows: max(labels.count, 1), columns: 1)
         f.panelLabels = labels.count > 1
         for (i, label) in labels.enumerated() {
             var ax = Axes(title: "\(label.capitalized) prompts: refusal rate", xLabel: "Judge", yLabel: nil)
             let m = systems.map { s in judges.map { j in c.row(system: s, label: label, judge: j)?.rate ?? .nan } }
-            ax.heatmap(m, rowLabels: systems, columnLabels: judges, colorMap: .viridis, norm: ColorNorm(low: 0, high: 1),
+            ax.heatmap(m, rowLabels: systems.map(SystemName.shortName), columnLabels: judges, colorMap: .viridis, norm: ColorNorm(low: 0, high: 1),
                        colorBarLabel: "Refusal rate", cellLabels: true)
             f.axes[i] = ax
         }
         return f
     }
 
-    /// Judge × judge matrix on the diverging map fixed to [−1, 1] (0 is white). `lowerTriangle` shows
-    /// only the pairs below the diagonal, as the study does.
-    public static func judgeMatrix(_ m: JudgeMatrix, lowerTriangle: Bool = false) -> Figure {
+    /// Judge × judge matrix on the diverging map fixed to [−1, 1] (0 is white). `triangle` shows each
+    /// pair once, without the diagonal, in the study's layout (first judge's row on top).
+    public static func judgeMatrix(_ m: JudgeMatrix, triangle: Bool = false) -> Figure {
         let n = m.judges.count
         var values = m.values
         var rows = m.judges, cols = m.judges
-        if lowerTriangle && n > 1 {
-            // rows: judges 1…n−1, columns: judges 0…n−2; cell (i, j) = r(judge i+1, judge j) for j ≤ i.
-            rows = Array(m.judges.dropFirst()); cols = Array(m.judges.dropLast())
-            values = (1..<n).map { i in (0..<(n - 1)).map { j in j < i ? m.values[i][j] : .nan } }
+        if triangle && n > 1 {
+            // The study's layout: rows judges 0…n−2, columns judges 1…n−1; cell (i, j) = r(judge i,
+            // judge j+1) on and above the staircase (j + 1 > i), empty below.
+            rows = Array(m.judges.dropLast()); cols = Array(m.judges.dropFirst())
+            var v = [[Double]](repeating: [Double](repeating: .nan, count: n - 1), count: n - 1)
+            for i in 0..<(n - 1) { for j in 0..<(n - 1) where j + 1 > i { v[i][j] = m.values[i][j + 1] } }
+            values = v
         }
         let side = min(360, 60 + 26 * Double(n))
         let longest = Double(m.judges.map(\.count).max() ?? 6)
@@ -282,8 +323,8 @@ public enum JudgingFigures {
         var ax = Axes(title: nil, yLabel: "Self-judgment accuracy")
         let picks: [(String, (SystemPair) -> String?, Color)] = [("original", \.original, original), ("abliterated", \.abliterated, abliterated)]
         let rows = picks.map { pk in pairs.map { p in pk.1(p).flatMap { s in d.rows.first { $0.system == s } } } }
-        ax.bars(categories: pairs.map(\.checkpoint), groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.accuracy ?? .nan }, color: $0.2) },
-                valueLabels: true)
+        ax.bars(categories: pairs.map(\.checkpoint), groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.accuracy ?? .nan }, color: $0.2) })
+        labelFlatBars(&ax, values: rows.map { $0.map { $0?.accuracy ?? .nan } })
         intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } })
         ax.yLimits = .fixed(0, 1)
         return Figure(width: reportFigureWidth, height: 220, axes: ax)

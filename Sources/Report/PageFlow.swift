@@ -43,7 +43,7 @@ final class PageFlow {
     func heading(_ s: String, level: Int = 1) throws {
         let f = Font(size: level == 1 ? 14 : 11.5, bold: true)
         let h = page.paragraphHeight(s, width: width, font: f)
-        try ensure(h + 40)   // keep a heading with some of what follows
+        try ensure(h + 80)   // keep a heading with the first lines of what follows
         if y > margin + 1 { y += level == 1 ? 10 : 6 }
         y += page.paragraph(s, at: Point(margin, y), width: width, font: f) + 5
     }

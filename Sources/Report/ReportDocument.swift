@@ -26,6 +26,7 @@ extension StudyReport {
     }
 
     static func f3(_ x: Double) -> String { x.isFinite ? String(format: "%.3f", x) : "–" }
+    static func pct0(_ x: Double, sign: Bool = true) -> String { x.isFinite ? String(format: sign ? "%.0f %%" : "%.0f", x * 100) : "–" }
     static func pct(_ x: Double) -> String { x.isFinite ? String(format: "%.1f %%", x * 100) : "–" }
 
     /// Draws the report; returns the page count.
@@ -167,19 +168,23 @@ extension StudyReport {
             return
         }
         try flow.heading("Refusal rates", level: 2)
-        let groups = orderedUnique(c.rows.map { $0.system + "\u{1}" + $0.label })
+        let sysOrder = SystemPair.grouped(c.systems)
+        let groups = sysOrder.flatMap { s in c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
+            .filter { l in c.rows.contains { $0.system == s && $0.label == l } }.map { s + "\u{1}" + $0 } }
         let judges = c.judges
         for chunkStart in stride(from: 0, to: judges.count, by: 4) {
             let js = Array(judges[chunkStart..<min(judges.count, chunkStart + 4)])
             let rows = groups.map { g -> [String] in
                 let parts = g.components(separatedBy: "\u{1}")
-                return [parts[0], parts[1]] + js.map { jj in
+                return [SystemName.shortName(parts[0]), parts[1]] + js.map { jj in
                     guard let row = c.row(system: parts[0], label: parts[1], judge: jj), row.total > 0 else { return "–" }
-                    return "\(pct(row.rate)) [\(pct(row.lower))–\(pct(row.upper))] \(row.refused)/\(row.total)"
+                    return "\(pct0(row.rate)) [\(pct0(row.lower, sign: false))–\(pct0(row.upper, sign: false))] \(row.refused)/\(row.total)"
                 }
             }
+            try flow.paragraph("Refusal rate in % with its \(Int(c.level * 100)) % bootstrap interval and refused/judged counts.", font: Font(size: 8.5))
             try flow.table(header: ["System", "Label"] + js, rows: rows,
-                           widths: [0.26, 0.1] + js.map { _ in 0.64 / Double(max(js.count, 2)) }, font: Font(size: 7.5))
+                           widths: [0.3, 0.1] + js.map { _ in 0.6 / Double(max(js.count, 2)) }, font: Font(size: 7.5),
+                           alignments: [.left, .left] + js.map { _ in .right })
         }
         guard let table = try? JudgmentTable(j) else { return }
         let ref = options.reference.flatMap { table.judges.contains($0) ? $0 : nil } ?? (table.judges.contains("human_1") ? "human_1" : nil)

@@ -130,6 +130,11 @@ public enum StudyReport {
         else if !RunFolder.exists(rf.judgmentsCSV) && !RunFolder.exists(rf.paperJudgmentsCSV) {
             r.notes["judgments"] = "neither \(rf.judgmentsCSV) nor \(rf.paperJudgmentsCSV) exists yet (run `ablab judge` or `ablab agree`)"
         }
+        if let p = options.paperDirectory, var j = r.judgments, let names = studyDisplayNames(p), !names.isEmpty {
+            // the study's short model names ("Score 0 - ALB"), as its figures use them
+            for i in j.indices { if let n = names[j[i].system] { j[i].system = n } }
+            r.judgments = j
+        }
         if let j = r.judgments { r.counts = RefusalCounts.from(j, replicates: options.replicates, seed: options.seed) }
         if let p = options.paperDirectory {
             let all = p + "/" + PaperStudy.summaryAllRenamedFile, q = p + "/" + PaperStudy.summary10qRenamedFile
@@ -140,6 +145,21 @@ public enum StudyReport {
         r.generations = attempt("generations", rf.generations) { try Generation.loadFolder(rf.generations) }
         if r.generations?.isEmpty == true { r.generations = nil; r.notes["generations"] = "\(rf.generations) holds no .jsonl files" }
         return r
+    }
+
+    /// The study's model names: its summary file and the renamed copy list the same rows in the same
+    /// order, so zipping their `model` columns maps the long model ids to the short names. nil when the
+    /// files are missing or do not line up.
+    public static func studyDisplayNames(_ dir: String) -> [String: String]? {
+        guard let a = try? PaperStudy.readSummary(dir + "/" + PaperStudy.summary10qFile),
+              let b = try? PaperStudy.readSummary(dir + "/" + PaperStudy.summary10qRenamedFile), a.count == b.count else { return nil }
+        var out: [String: String] = [:]
+        for (x, y) in zip(a, b) {
+            guard x.label == y.label, x.refused == y.refused, x.total == y.total else { return nil }
+            if let old = out[x.model], old != y.model { return nil }
+            out[x.model] = y.model
+        }
+        return out
     }
 
     /// The judge of the refusal-rate figures.
@@ -196,7 +216,7 @@ public enum StudyReport {
             out.append(StudyFigure(name: "judge_system_heatmap", caption: "Refusal rate given by each judge (rows) to each system's answers (columns).", figure: JudgingFigures.judgeSystemHeatmap(c)))
             if let j = r.judgments, let t = try? JudgmentTable(j), t.judges.count >= 2 {
                 out.append(StudyFigure(name: "judge_kappa", caption: "Cohen's κ between every pair of judges over the answers both judged (diverging map centred at 0).", figure: JudgingFigures.judgeMatrix(JudgeMatrix.kappa(t))))
-                out.append(StudyFigure(name: "judge_correlation", caption: "Pearson correlation between judges computed the study's way: over the refused and not-refused counts of every (system, prompt label) group.", figure: JudgingFigures.judgeMatrix(JudgeMatrix.studyCorrelation(c), lowerTriangle: true)))
+                out.append(StudyFigure(name: "judge_correlation", caption: "Pearson correlation between judges computed the study's way: over the refused and not-refused counts of every (system, prompt label) group.", figure: JudgingFigures.judgeMatrix(JudgeMatrix.studyCorrelation(c), triangle: true)))
             }
             let sweep = AlphaSweepData.from(c, judge: judge)
             if !sweep.lines.isEmpty {
@@ -211,7 +231,7 @@ public enum StudyReport {
         }
         if let p = r.paper10q {
             let order = ["Human 1", "Human 2", "ChatGPT5", "GLM-4", "regex", "Qwen3", "SmolLM2", "GPT-oss"].filter { p.judges.contains($0) }
-            out.append(StudyFigure(name: "paper_judge_correlation", caption: "The study's data: Pearson correlation between judges over the refused and not-refused counts of the 10-question sample (the study's method).", figure: JudgingFigures.judgeMatrix(JudgeMatrix.studyCorrelation(p, judges: order), lowerTriangle: true)))
+            out.append(StudyFigure(name: "paper_judge_correlation", caption: "The study's data: Pearson correlation between judges over the refused and not-refused counts of the 10-question sample (the study's method).", figure: JudgingFigures.judgeMatrix(JudgeMatrix.studyCorrelation(p, judges: order), triangle: true)))
         }
         return out
     }

@@ -27,6 +27,17 @@ public struct SystemName: Sendable, Hashable, CustomStringConvertible {
 
     public var isAbliterated: Bool { abliteration != nil }
 
+    /// The checkpoint without a path prefix ("models/org/name" → "name"): the key that pairs an
+    /// original with its abliterated copy when the copy was saved under another folder.
+    public var shortCheckpoint: String { SystemName.lastPathComponent(checkpoint) }
+
+    /// The written name without a path prefix, for figure and table labels.
+    public static func shortName(_ raw: String) -> String { lastPathComponent(raw) }
+
+    static func lastPathComponent(_ s: String) -> String {
+        s.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? s
+    }
+
     public init(checkpoint: String, abliteration: Abliteration? = nil) {
         self.checkpoint = checkpoint
         self.abliteration = abliteration

@@ -161,12 +161,17 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
         let m = JudgeMatrix.studyCorrelation(c)
         #expect(abs(m.values[0][1] - 12 / 160.0.squareRoot()) < 1e-12)
         #expect(abs(m.values[0][2] + 1) < 1e-12)
-        let h = heat(JudgingFigures.judgeMatrix(m, lowerTriangle: true).axes[0])!
-        #expect(h.rowLabels == ["B", "C"])
-        #expect(h.columnLabels == ["A", "B"])
-        #expect(abs(h.values[0][0] - m.values[1][0]) < 1e-15)
-        #expect(h.values[0][1].isNaN)   // above the diagonal
-        #expect(abs(h.values[1][0] + 1) < 1e-12)
+        let h = heat(JudgingFigures.judgeMatrix(m, triangle: true).axes[0])!
+        #expect(h.rowLabels == ["A", "B"])
+        #expect(h.columnLabels == ["B", "C"])
+        #expect(abs(h.values[0][0] - 12 / 160.0.squareRoot()) < 1e-12)   // r(A, B)
+        #expect(abs(h.values[0][1] + 1) < 1e-12)                          // r(A, C)
+        #expect(h.values[1][0].isNaN)                                     // (B, B): below the staircase
+        #expect(abs(h.values[1][1] - m.values[1][2]) < 1e-15)             // r(B, C)
+    }
+
+    @Test func groupedSystemOrder() {
+        #expect(SystemPair.grouped(["a", "b", "a-ALB", "b+abl-pc1-L1-a1", "c - ALB"]) == ["a", "a-ALB", "b", "b+abl-pc1-L1-a1", "c - ALB"])
     }
 
     @Test func selfJudgmentAndAlphaSweep() {
