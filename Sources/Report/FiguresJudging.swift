@@ -213,6 +213,14 @@ public enum JudgingFigures {
         let n = values.count
         guard n > 0 else { return }
         let w = slotFraction / Double(n)
+        let finite = values.flatMap { $0 }.filter(\.isFinite)
+        if !finite.isEmpty && finite.allSatisfy({ $0 == 0 }) {
+            // every bar is 0: one note instead of a label per bar
+            let mid = Double((values.first?.count ?? 1) - 1) / 2
+            ax.annotations.append(horizontal ? .text("all rates are 0", x: 0.5, y: mid, align: .center, color: .gray)
+                                             : .text("all rates are 0", x: mid, y: 0.5, align: .center, color: .gray))
+            return
+        }
         for g in 0..<n { for i in values[g].indices where values[g][i].isFinite && values[g][i] < 0.02 {
             let cx = Double(i) - slotFraction / 2 + Double(g) * w + w * 0.46
             let text = String(format: "%.2f", values[g][i])
@@ -278,11 +286,8 @@ public enum JudgingFigures {
         let labels = c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
         let judges = c.judges, systems = SystemPair.grouped(c.systems)
         let longestJudge = Double(judges.map(\.count).max() ?? 8)
-        let longestSystem = Double(systems.map { SystemName.shortName($0).count }.max() ?? 8)
         let panelH = 46 + 14 * Double(systems.count) + min(110, 4.6 * longestJudge)
-        // very long system names: widen the figure (it is scaled to the page) so cells keep their size
-        let width = max(reportFigureWidth, 4.8 * longestSystem + 28 * Double(judges.count) + 120)
-        var f = Figure(width: width, height: panelH * Double(max(labels.count, 1)), rows: max(labels.count, 1), columns: 1)
+        var f = Figure(width: reportFigureWidth, height: panelH * Double(max(labels.count, 1)), rows: max(labels.count, 1), columns: 1)
         f.panelLabels = labels.count > 1
         for (i, label) in labels.enumerated() {
             var ax = Axes(title: "\(label.capitalized) prompts: refusal rate", xLabel: "Judge", yLabel: nil)

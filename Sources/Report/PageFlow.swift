@@ -40,10 +40,11 @@ final class PageFlow {
 
     func space(_ h: Double) { y += h }
 
-    func heading(_ s: String, level: Int = 1) throws {
+    /// A heading kept on the same page as the first `keepWith` points of what follows (default: a few lines).
+    func heading(_ s: String, level: Int = 1, keepWith: Double = 80) throws {
         let f = Font(size: level == 1 ? 14 : 11.5, bold: true)
         let h = page.paragraphHeight(s, width: width, font: f)
-        try ensure(h + 80)   // keep a heading with the first lines of what follows
+        try ensure(h + min(keepWith, bottom - margin - h - 30))
         if y > margin + 1 { y += level == 1 ? 10 : 6 }
         y += page.paragraph(s, at: Point(margin, y), width: width, font: f) + 5
     }
@@ -93,14 +94,20 @@ final class PageFlow {
         }
     }
 
-    /// A figure scaled to the text width (or to the page height when taller), with a caption below.
-    func figure(_ f: Figure, caption: String) throws {
-        let capFont = Font(size: 8.5)
-        let capH = page.paragraphHeight(caption, width: width, font: capFont) + 6
+    /// Scale of a figure on the page, its drawn height and the caption's height.
+    func figureLayout(_ f: Figure, caption: String) -> (scale: Double, height: Double, captionHeight: Double) {
+        let capH = page.paragraphHeight(caption, width: width, font: Font(size: 8.5)) + 6
         var s = min(1, width / f.width)
         let maxH = bottom - margin - capH - 10
         if f.height * s > maxH { s = maxH / f.height }
-        let h = f.height * s, w = f.width * s
+        return (s, f.height * s, capH)
+    }
+
+    /// A figure scaled to the text width (or to the page height when taller), with a caption below.
+    func figure(_ f: Figure, caption: String) throws {
+        let capFont = Font(size: 8.5)
+        let (s, h, capH) = figureLayout(f, caption: caption)
+        let w = f.width * s
         try ensure(h + capH + 8)
         page.draw(f, in: Rect(x: margin + (width - w) / 2, y: y, width: w, height: h), scaleToFit: true)
         y += h + 6

@@ -48,6 +48,11 @@ extension StudyReport {
         if let started = m?.stages.values.filter({ !$0.isEmpty }).min() { facts.append("Run started: \(started)") }
         if let m, !m.machine.isEmpty { facts.append("Machine: \(m.machine)") }
         facts.append("Run folder: \(URL(fileURLWithPath: r.run).lastPathComponent)")
+        if let j = r.judgments, let c = r.counts {
+            let file = r.judgmentsFile.map { String($0.dropFirst(min($0.count, r.run.count + 1))) } ?? "judgments.csv"
+            facts.append("Judgments: \(file) (\(j.count) verdicts, \(c.judges.count) judges, \(c.systems.count) systems)")
+        }
+        if let p = options.paperDirectory { facts.append("Study data: \(URL(fileURLWithPath: p).lastPathComponent)/ (arXiv 2510.02768)") }
         for f in facts { try flow.paragraph(f) }
         if m == nil { try flow.paragraph("No manifest.json in the run folder (\(r.notes["manifest"] ?? "missing")); models and settings below come from the other files.", font: Font(size: 8.5, italic: true), color: .gray) }
 
@@ -91,7 +96,8 @@ extension StudyReport {
         try tables(r, flow: flow, options: options)
 
         // Figures
-        try flow.heading("Figures")
+        let firstCaption = figs.first.map { "Figure 1. " + $0.caption } ?? ""
+        try flow.heading("Figures", keepWith: figs.first.map { let l = flow.figureLayout($0.figure, caption: firstCaption); return l.height + l.captionHeight + 8 } ?? 80)
         let missingFigures = missingFigureNotes(r)
         if figs.isEmpty { try flow.paragraph("No figures: none of their inputs exist yet.", font: Font(size: 9, italic: true), color: .gray) }
         for (i, f) in figs.enumerated() {
@@ -232,11 +238,13 @@ extension StudyReport {
         }
         var verdicts: [String: String] = [:]
         for j in r.judgments ?? [] { if let v = j.verdict { verdicts[j.system + "\u{1}" + j.itemID, default: ""] += (verdicts[j.system + "\u{1}" + j.itemID] == nil ? "" : ", ") + "\(j.judge): \(v.rawValue)" } }
-        try flow.paragraph("Answers of the original and the abliterated model to the same prompts (first \(options.examples) harmful prompts both answered; long answers are cut at 900 characters).", font: Font(size: 8.5))
-        for pr in pairs {
+        try flow.paragraph("Answers of the original and the abliterated model to the same prompts (first \(options.examples) harmful prompts both answered; long answers are cut at 900 characters)" + (r.generationsSource.map { "; from \($0)." } ?? "."), font: Font(size: 8.5))
+        let shownPairs = pairs.prefix(options.appendixModels)
+        for pr in shownPairs {
             let o = bySystem[pr.original!]!, a = bySystem[pr.abliterated!]!
             let ids = gens.filter { $0.system == pr.original! && $0.label == "harmful" && a[$0.id] != nil }.map(\.id)
             let pick = ids.isEmpty ? Array(gens.filter { $0.system == pr.original! && a[$0.id] != nil }.map(\.id).prefix(options.examples)) : Array(ids.prefix(options.examples))
+            guard !pick.isEmpty else { continue }
             try flow.heading(pr.checkpoint, level: 2)
             for id in pick {
                 let go = o[id]!, ga = a[id]!
@@ -250,6 +258,11 @@ extension StudyReport {
                 flow.space(6)
             }
         }
+        if let note = cutNote(pairs, shown: shownPairs.count) { try flow.paragraph(note, font: Font(size: 8.5, italic: true), color: .gray) }
+    }
+
+    static func cutNote(_ pairs: [SystemPair], shown: Int) -> String? {
+        pairs.count > shown ? "Not shown (\(pairs.count - shown) more models; raise --appendix-models): " + pairs.dropFirst(shown).map(\.checkpoint).joined(separator: ", ") + "." : nil
     }
 
     static func cut(_ s: String, _ n: Int) -> String {

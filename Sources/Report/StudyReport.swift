@@ -29,8 +29,10 @@ public struct ReportOptions: Sendable {
     public var position: Int?
     /// Layers of the PC scatter (default: about 1/3, 2/3 and the last).
     public var scatterLayers: [Int]?
-    /// Prompts shown in the appendix.
-    public var examples: Int = 3
+    /// Prompts per model shown in the appendix.
+    public var examples: Int = 2
+    /// Models (original/abliterated pairs) shown in the appendix.
+    public var appendixModels: Int = 4
     /// Bootstrap replicates of the intervals.
     public var replicates: Int = 1000
     public var seed: UInt64 = 20251002
@@ -72,6 +74,8 @@ public struct ReportInputs: Sendable {
     public var paper10q: RefusalCounts?
     public var selfJudgments: [SelfJudgment]?
     public var generations: [Generation]?
+    /// Where the appendix answers come from when not `<run>/generations`.
+    public var generationsSource: String?
     public var notes: [String: String] = [:]
     public init(run: String) { self.run = run }
 }
@@ -144,6 +148,15 @@ public enum StudyReport {
         r.selfJudgments = attempt("self", rf.selfJudgmentCSV) { try SelfJudgment.load(rf.selfJudgmentCSV) }
         r.generations = attempt("generations", rf.generations) { try Generation.loadFolder(rf.generations) }
         if r.generations?.isEmpty == true { r.generations = nil; r.notes["generations"] = "\(rf.generations) holds no .jsonl files" }
+        if r.generations == nil, let p = options.paperDirectory, let study = try? PaperStudy.load(directory: p) {
+            // no generations of our own: show the study's annotated answers (original vs "-ALB")
+            let names = studyDisplayNames(p) ?? [:]
+            r.generations = study.responses.map {
+                Generation(id: $0.qid, label: $0.label, system: names[$0.model] ?? $0.model, response: $0.response, prompt: $0.question)
+            }
+            r.notes["generations"] = nil
+            r.generationsSource = "the study's user-study responses (\(PaperStudy.annotator1File))"
+        }
         return r
     }
 
@@ -213,7 +226,14 @@ public enum StudyReport {
             if !pairs.isEmpty {
                 out.append(StudyFigure(name: "refusal_rates", caption: "Refusal rate of each model before (blue) and after (vermillion) abliteration, judged by \(judge); error bars: \(Int(c.level * 100)) % bootstrap percentile intervals over items.", figure: JudgingFigures.refusalRates(c, judge: judge)))
             }
-            out.append(StudyFigure(name: "judge_system_heatmap", caption: "Refusal rate given by each judge (rows) to each system's answers (columns).", figure: JudgingFigures.judgeSystemHeatmap(c)))
+            if c.systems.count > 12 {
+                for label in c.labels.sorted() {
+                    let sub = RefusalCounts(rows: c.rows.filter { $0.label == label }, level: c.level)
+                    out.append(StudyFigure(name: "judge_system_heatmap_\(SafeFiles.sanitize(label))", caption: "\(label.capitalized) prompts: refusal rate given by each judge (columns) to each system's answers (rows); each model is followed by its abliterated copies.", figure: JudgingFigures.judgeSystemHeatmap(sub)))
+                }
+            } else {
+                out.append(StudyFigure(name: "judge_system_heatmap", caption: "Refusal rate given by each judge (columns) to each system's answers (rows); each model is followed by its abliterated copies.", figure: JudgingFigures.judgeSystemHeatmap(c)))
+            }
             if let j = r.judgments, let t = try? JudgmentTable(j), t.judges.count >= 2 {
                 out.append(StudyFigure(name: "judge_kappa", caption: "Cohen's κ between every pair of judges over the answers both judged (diverging map centred at 0).", figure: JudgingFigures.judgeMatrix(JudgeMatrix.kappa(t))))
                 out.append(StudyFigure(name: "judge_correlation", caption: "Pearson correlation between judges computed the study's way: over the refused and not-refused counts of every (system, prompt label) group.", figure: JudgingFigures.judgeMatrix(JudgeMatrix.studyCorrelation(c), triangle: true)))
@@ -227,7 +247,10 @@ public enum StudyReport {
             out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration; error bars: 95 % bootstrap percentile intervals over items.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))
         }
         if let p = r.paperAll {
-            out.append(StudyFigure(name: "paper_judge_system_heatmap", caption: "The study's data: refusal rate given by each judge (rows) to each model's 50 answers per prompt class (columns); \"-ALB\": abliterated.", figure: JudgingFigures.judgeSystemHeatmap(p)))
+            for label in p.labels.sorted() {
+                let sub = RefusalCounts(rows: p.rows.filter { $0.label == label }, level: p.level)
+                out.append(StudyFigure(name: "paper_judge_system_heatmap_\(SafeFiles.sanitize(label))", caption: "The study's data, \(label) prompts: refusal rate given by each judge (columns) to each model's 50 answers (rows); \"-ALB\": abliterated.", figure: JudgingFigures.judgeSystemHeatmap(sub)))
+            }
         }
         if let p = r.paper10q {
             let order = ["Human 1", "Human 2", "ChatGPT5", "GLM-4", "regex", "Qwen3", "SmolLM2", "GPT-oss"].filter { p.judges.contains($0) }

@@ -22,12 +22,14 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Reference judge of the confusion table (default human_1 when present).") var reference: String?
     @Option(name: .long, help: "Token position of the analysis figures (default -1).") var position: Int?
     @Option(name: .long, parsing: .upToNextOption, help: "Layers of the PC1-PC2 scatter (default: about 1/3, 2/3 and the last).") var layers: [Int] = []
-    @Option(name: .long, help: "Example prompts per model in the appendix.") var examples = 3
+    @Option(name: .long, help: "Example prompts per model in the appendix.") var examples = 2
+    @Option(name: .long, help: "Models (original/abliterated pairs) in the appendix.") var appendixModels = 4
     @Option(name: .long, help: "Bootstrap replicates of the intervals.") var replicates = 1000
 
     func validate() throws {
         if replicates < 0 || replicates > 1_000_000 { throw ValidationError("--replicates must be between 0 and 1000000") }
         if examples < 0 || examples > 100 { throw ValidationError("--examples must be between 0 and 100") }
+        if appendixModels < 0 || appendixModels > 1000 { throw ValidationError("--appendix-models must be between 0 and 1000") }
     }
 
     func run() async throws {
@@ -45,6 +47,7 @@ struct ReportCommand: AsyncParsableCommand {
             o.position = position
             o.scatterLayers = layers.isEmpty ? nil : layers
             o.examples = examples
+            o.appendixModels = appendixModels
             o.replicates = replicates
             let s = try StudyReport.render(run: run, options: o)
             for (k, v) in s.missing.sorted(by: { $0.key < $1.key }) {

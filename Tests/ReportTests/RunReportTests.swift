@@ -111,3 +111,48 @@ func rasterise(_ pdf: String, into dir: String, dpi: Int = 40) throws -> Int? {
         #expect(s.pages >= 3 && s.pages <= 5)
     }
 }
+
+/// The study's own data (notebooks-scripts/data/paper), found from this file's path.
+let paperDirectory: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.appendingPathComponent("notebooks-scripts/data/paper").path
+}()
+
+@Suite struct PaperDataTests {
+    /// Values printed in the study's published figure (paper_human_vs_selected_judges_pairwise_corr_heatmap_diagonal.pdf,
+    /// two decimals), which our correlation heatmap of its 10-question summary must reproduce.
+    @Test func judgeCorrelationsMatchTheStudysFigure() throws {
+        var o = ReportOptions(); o.paperDirectory = paperDirectory; o.replicates = 0
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ablab-report-paper-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = StudyReport.load(run: dir, options: o)
+        let q = try #require(r.paper10q)
+        let m = JudgeMatrix.studyCorrelation(q)
+        func r2(_ a: String, _ b: String) -> Double {
+            let i = m.judges.firstIndex(of: a)!, j = m.judges.firstIndex(of: b)!
+            return (m.values[i][j] * 100).rounded() / 100
+        }
+        let published: [(String, String, Double)] = [
+            ("Human 1", "ChatGPT5", 0.98), ("Human 1", "GLM-4", 0.79), ("Human 1", "regex", 0.75), ("Human 1", "Qwen3", 0.39),
+            ("Human 1", "SmolLM2", 0.30), ("Human 1", "GPT-oss", -0.08), ("ChatGPT5", "GLM-4", 0.80), ("GLM-4", "regex", 0.82),
+            ("regex", "SmolLM2", 0.56), ("Qwen3", "GPT-oss", -0.51), ("SmolLM2", "GPT-oss", -0.79),
+        ]
+        for (a, b, v) in published { #expect(r2(a, b) == v, "\(a) vs \(b)") }
+        let figs = StudyReport.figures(r, options: o)
+        #expect(figs.map(\.name) == ["paper_judge_system_heatmap_harmful", "paper_judge_system_heatmap_harmless", "paper_judge_correlation"])
+        // the study's published count: ChatGPT5 judged 35 of SmolLM2's 50 harmful answers refusals
+        let heat = figs[0].figure.axes[0].series.compactMap { if case .heatmap(let h) = $0 { return h } else { return nil } }[0]
+        let row = heat.rowLabels.firstIndex(of: "SmolLM2")!, col = heat.columnLabels.firstIndex(of: "ChatGPT5")!
+        #expect(heat.values[row][col] == 35.0 / 50)
+        #expect(heat.rowLabels[row + 1] == "SmolLM2-ALB")   // each model is followed by its abliterated copy
+    }
+
+    @Test func studyDisplayNamesLineUp() throws {
+        let names = try #require(StudyReport.studyDisplayNames(paperDirectory))
+        #expect(names["HuggingFaceTB/SmolLM2-1.7B-Instruct"] == "SmolLM2")
+        #expect(names["models/locuslab/mix_ift_v4-smollm2-1.7b-score0_only-600B-abliterated"] == "Score 0 - ALB")
+        #expect(names.count == 20)
+    }
+}
