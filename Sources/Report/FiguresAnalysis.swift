@@ -92,7 +92,6 @@ public enum AnalysisFigures {
             ax.heatmap(c.ratios.map { Array($0.prefix(k)) }, rowLabels: c.layers.map(String.init),
                        columnLabels: (0..<k).map { String($0 + 1) }, colorMap: .viridis, norm: norm,
                        colorBarLabel: "Variance ratio")
-            ax.series[0] = { if case .heatmap(var h) = ax.series[0] { h.showColorBar = i == d.checkpoints.count - 1 || d.checkpoints.count == 1; return .heatmap(h) }; return ax.series[0] }()
             f.axes[i] = ax
         }
         return f

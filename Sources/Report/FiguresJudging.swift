@@ -332,7 +332,7 @@ public enum JudgingFigures {
         labelFlatBars(&ax, values: rows.map { $0.map { $0?.accuracy ?? .nan } })
         intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } })
         ax.yLimits = .fixed(0, 1)
-        return Figure(width: reportFigureWidth, height: 220, axes: ax)
+        return Figure(width: min(reportFigureWidth, 200 + 110 * Double(pairs.count)), height: 220, axes: ax)
     }
 
     /// Refusal rate vs α, one line per checkpoint (per method and layer when there are several), with bands.
