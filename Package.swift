@@ -32,17 +32,17 @@ let package = Package(
         // Pipeline stages, data flowing one way.
         .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore"], swiftSettings: fast),
         .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"], exclude: ["SCHEMA.md"]),
-        .target(name: "Recording", dependencies: ["ModelRuntime", "ActivationCache", "AblabCore"]),
+        .target(name: "Recording", dependencies: ["ModelRuntime", "ActivationCache", "HDF5", "AblabCore"]),
         .target(name: "Analysis", dependencies: ["ActivationCache", "LinearAlgebra", "HDF5", "AblabCore"], swiftSettings: fast),
         .target(name: "Abliteration", dependencies: ["ModelRuntime", "LinearAlgebra", "AblabCore"], swiftSettings: fast),
         .target(name: "Judging", dependencies: ["ModelRuntime", "Abliteration", "AblabCore"]),
         .target(name: "Report", dependencies: ["Plotting", "Analysis", "ActivationCache", "LinearAlgebra", "Judging", "HDF5", "AblabCore"]),
         .target(name: "Study", dependencies: [
-            "Recording", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
+            "Recording", "ActivationCache", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "ablab", dependencies: [
-            "AblabCore", "ModelRuntime", "ActivationCache", "Recording", "Analysis", "Abliteration",
+            "AblabCore", "LinearAlgebra", "ModelRuntime", "ActivationCache", "Recording", "Analysis", "Abliteration",
             "Judging", "Report", "Study",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

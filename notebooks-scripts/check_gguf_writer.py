@@ -4,7 +4,8 @@
 The Swift test "GGUF writer / round trip" leaves gguf-writer-roundtrip.gguf and .json in $ABLAB_INTEROP_DIR:
   ABLAB_INTEROP_DIR=.build/interop swift test --filter GGUFWriter
   .venv-ref/bin/python notebooks-scripts/check_gguf_writer.py .build/interop
-Optionally also pass an exported model (any .gguf) to check that gguf-py can read and dequantize it all.
+If the folder also holds gguf-writer-copy.gguf (the test's copy of SmolLM2 with two tensors replaced), it is
+checked too. Optionally also pass an exported model (any .gguf) to check that gguf-py can read and dequantize it all.
 """
 import json
 import math
@@ -76,10 +77,32 @@ def check_model(path):
     return []
 
 
+def check_copy(folder):
+    """The model copy of the Swift test "copy of a real model": gguf-py dequantizes every tensor, the
+    replaced ones hold the new values and all others equal the source model's bytes."""
+    meta = json.load(open(os.path.join(folder, "gguf-writer-copy.json")))
+    copy = GGUFReader(os.path.join(folder, "gguf-writer-copy.gguf"))
+    failures = check_model(os.path.join(folder, "gguf-writer-copy.gguf"))
+    if not os.path.exists(meta["source"]):
+        return failures + [f"source model {meta['source']} not found"]
+    src = {t.name: t for t in GGUFReader(meta["source"]).tensors}
+    for t in copy.tensors:
+        if t.name == meta["replaced_f16"] or t.name == meta["replaced_f32"]:
+            want_type, key = ("F16", "f16_first") if t.name == meta["replaced_f16"] else ("F32", "f32_first")
+            got = dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32).ravel()[:256]
+            if t.tensor_type.name != want_type or not np.array_equal(got, np.array(meta[key], dtype=np.float32)):
+                failures.append(f"replaced tensor {t.name} differs")
+        elif not np.array_equal(np.asarray(t.data).view(np.uint8), np.asarray(src[t.name].data).view(np.uint8)):
+            failures.append(f"copied tensor {t.name} differs from the source")
+    return failures
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     failures = check_roundtrip(sys.argv[1])
+    if os.path.exists(os.path.join(sys.argv[1], "gguf-writer-copy.gguf")):
+        failures += check_copy(sys.argv[1])
     for extra in sys.argv[2:]:
         failures += check_model(extra)
     for f in failures:

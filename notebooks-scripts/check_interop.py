@@ -98,6 +98,61 @@ def check_hdf5_basic(d, r):
         r.check("attr fixed (fixed-length)", as_str(a["fixed"]) == "fixed-ascii", repr(a["fixed"]))
 
 
+def _auroc(pos, neg):
+    """Mann-Whitney AUROC with average ranks for ties (numpy only)."""
+    x = np.concatenate([pos, neg])
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    xs = x[order]
+    i = 0
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    n1, n0 = len(pos), len(neg)
+    return (ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def check_analysis_run(d, r):
+    """analysis.h5 + metrics.csv of the synthetic run AnalysisTests analysed: mean-diff directions,
+    AUROC and Cohen's d recomputed from the activation caches with numpy."""
+    import csv
+    run = os.path.join(d, "analysis-run")
+    a = h5py.File(os.path.join(run, "analysis.h5"), "r")
+    r.check("format", as_str(a.attrs["format"]) == "ablab.analysis", a.attrs["format"])
+    methods = as_str(a.attrs["methods"]).split(",")
+    mi = methods.index("mean-diff")
+    rows = list(csv.DictReader(open(os.path.join(run, "analysis", "metrics.csv"), newline="")))
+    r.check("metrics.csv header", list(rows[0].keys()) == ["checkpoint", "layer", "position", "method", "metric", "value"], rows[0].keys())
+    csv_auroc = {(x["checkpoint"], int(x["layer"]), int(x["position"])): float(x["value"])
+                 for x in rows if x["method"] == "mean-diff" and x["metric"] == "auroc"}
+    for name, g in a["checkpoints"].items():
+        c = h5py.File(os.path.join(run, "activations", name + ".h5"), "r")
+        label = np.array([as_str(v) for v in c["prompts/label"][:]])
+        split = np.array([as_str(v) for v in c["prompts/split"][:]])
+        cpos = list(c.attrs["positions"])
+        h = label == "harmful"
+        tr, te = split == "train", split == "test"
+        for li, layer in enumerate(g["layers"][:]):
+            for pi, pos in enumerate(g["positions"][:]):
+                x = c["residual"][layer, :, cpos.index(pos), :].astype(np.float64)
+                delta = x[tr & h].mean(0) - x[tr & ~h].mean(0)
+                md = delta / np.linalg.norm(delta)
+                got = g["directions/mean-diff"][li, pi].astype(np.float64)
+                r.check(f"{name} L{layer} P{pos} mean-diff", abs(got @ md) > 1 - 1e-5, got @ md)
+                sp, sn = x[te & h] @ md, x[te & ~h] @ md
+                auc = _auroc(sp, sn)
+                r.check(f"{name} L{layer} P{pos} auroc", abs(g["auroc"][li, pi, mi] - auc) < 1e-6, (g["auroc"][li, pi, mi], auc))
+                r.check(f"{name} L{layer} P{pos} auroc csv", abs(csv_auroc[(as_str(g.attrs["checkpoint"]), int(layer), int(pos))] - auc) < 1e-9,
+                        auc)
+                pooled = np.sqrt(((len(sp) - 1) * sp.var(ddof=1) + (len(sn) - 1) * sn.var(ddof=1)) / (len(sp) + len(sn) - 2))
+                cd = (sp.mean() - sn.mean()) / pooled
+                r.check(f"{name} L{layer} P{pos} cohen_d", abs(g["cohen_d"][li, pi, mi] - cd) <= 1e-4 * max(1, abs(cd)),
+                        (g["cohen_d"][li, pi, mi], cd))
+
+
 # ---------------------------------------------------------------------------------------------------
 # activation-cache: Tests/ActivationCacheTests/InteropTests.swift writes activation-run/ (two checkpoints)
 # with the formula of Tests/ActivationCacheTests/Synthetic.swift; read_cache.py must summarise it.
@@ -191,6 +246,7 @@ def check_activation_cache(d, r):
 CHECKS = [
     ("hdf5-basic", ["hdf5/basic.h5"], check_hdf5_basic),
     ("activation-cache", ["activation-run/activations/*.h5"], check_activation_cache),
+    ("analysis-run", ["analysis-run/analysis.h5", "analysis-run/activations/*.h5"], check_analysis_run),
 ]
 
 

@@ -68,13 +68,16 @@ enum Assembler {
         try pg.createDataset("index", type: .int32, shape: [n]).write(plan.index)
 
         let sources = try plan.sources.map { try H5File.open($0) }
+        // With no prompts (an empty shard) the row dimension is left extendible: HDF5 needs chunk ≤ maximum.
+        let rowMax: Int? = n == 0 ? nil : n
         let residualOut = try out.createDataset("residual", type: plan.dtype.h5, shape: [h.nLayers + 1, n, pCount, d],
+                                                maxShape: [h.nLayers + 1, rowMax, pCount, d],
                                                 chunk: [1, cr, pCount, d], compression: plan.compression)
         let residualIn = try sources.map { try $0.openDataset("residual", chunkCacheBytes: 32 << 20) }
         try copyRows(plan.origins, from: residualIn, to: residualOut, layers: h.nLayers + 1, rowElems: rowElems, chunkRows: cr)
         for hook in plan.hooks {
             let hookOut = try out.createDataset("hooks/" + hook, type: plan.dtype.h5, shape: [n, pCount, d],
-                                                chunk: [cr, pCount, d], compression: plan.compression)
+                                                maxShape: [rowMax, pCount, d], chunk: [cr, pCount, d], compression: plan.compression)
             let hookIn = try sources.map { try $0.openDataset("hooks/" + hook, chunkCacheBytes: 32 << 20) }
             try copyRows(plan.origins, from: hookIn, to: hookOut, layers: nil, rowElems: rowElems, chunkRows: cr)
         }

@@ -21,7 +21,7 @@ extension ActivationCacheWriter {
             func mismatch(_ what: String) -> ActivationCacheError {
                 ActivationCacheError(.mergeMismatch, path: f.path, "\(what) differs from \(first.path); these files are not shards of one recording")
             }
-            if f.header.comparable != first.header.comparable { throw mismatch("the header (model, positions, system prompt, …)") }
+            if f.header.ignoringCreated != first.header.ignoringCreated { throw mismatch("the header (model, positions, system prompt, …)") }
             if f.promptSetSHA256 != first.promptSetSHA256 || f.nPromptsTotal != first.nPromptsTotal { throw mismatch("the prompt set") }
             if f.dtype != first.dtype { throw mismatch("the dtype") }
             if f.hookNames != first.hookNames { throw mismatch("the hook list") }

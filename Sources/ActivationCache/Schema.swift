@@ -43,7 +43,7 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
     }
 
     /// The header with `created` blanked, for comparing two files' provenance.
-    var comparable: ActivationHeader { var h = self; h.created = ""; return h }
+    public var ignoringCreated: ActivationHeader { var h = self; h.created = ""; return h }
 
     func write(to f: H5Handle) throws {
         try f.setAttribute("format", ActivationSchema.format)

@@ -60,6 +60,7 @@ public final class ActivationCacheWriter {
         let index: H5Dataset
         let nTokens: H5Dataset
         var rows = 0
+        var indices: [Int] = []
         init(file: H5File, tmpPath: String, finalPath: String, residual: H5Dataset, hooks: [H5Dataset], index: H5Dataset, nTokens: H5Dataset) {
             self.file = file; self.tmpPath = tmpPath; self.finalPath = finalPath; self.residual = residual
             self.hooks = hooks; self.index = index; self.nTokens = nTokens
@@ -227,19 +228,35 @@ public final class ActivationCacheWriter {
         }
         let s = try openShard()
         let r0 = s.rows
-        try s.residual.extend(to: [layers, r0 + b, pCount, d])
-        try s.residual.write(residual, offset: [0, r0, 0, 0], count: [layers, b, pCount, d])
-        for (k, name) in options.hooks.enumerated() {
-            try s.hooks[k].extend(to: [r0 + b, pCount, d])
-            try s.hooks[k].write(hooks[name]!, offset: [r0, 0, 0], count: [b, pCount, d])
+        do {
+            try s.residual.extend(to: [layers, r0 + b, pCount, d])
+            try s.residual.write(residual, offset: [0, r0, 0, 0], count: [layers, b, pCount, d])
+            for (k, name) in options.hooks.enumerated() {
+                try s.hooks[k].extend(to: [r0 + b, pCount, d])
+                try s.hooks[k].write(hooks[name]!, offset: [r0, 0, 0], count: [b, pCount, d])
+            }
+            try s.nTokens.extend(to: [r0 + b])
+            try s.nTokens.write(nTokens, offset: [r0], count: [b])
+            try s.index.extend(to: [r0 + b])
+            try s.index.write(indices.map { Int32($0) }, offset: [r0], count: [b])
+        } catch {
+            discardCurrentShard() // a half-written batch must not end up in a sealed shard
+            throw error
         }
-        try s.nTokens.extend(to: [r0 + b])
-        try s.nTokens.write(nTokens, offset: [r0], count: [b])
-        try s.index.extend(to: [r0 + b])
-        try s.index.write(indices.map { Int32($0) }, offset: [r0], count: [b])
         s.rows += b
+        s.indices += indices
         for i in indices { done[i] = true }
         if s.rows >= options.promptsPerShard { try seal() }
+    }
+
+    /// Drops the open shard (after a failed write): its prompts become pending again.
+    private func discardCurrentShard() {
+        guard let s = current else { return }
+        current = nil
+        for i in s.indices { done[i] = false }
+        s.residual.close(); s.index.close(); s.nTokens.close(); s.hooks.forEach { $0.close() }
+        s.file.close()
+        try? FileManager.default.removeItem(atPath: s.tmpPath)
     }
 
     /// Array convenience for `append`.
@@ -284,12 +301,17 @@ public final class ActivationCacheWriter {
     /// Closes the open shard and makes it durable (call on interrupt to keep the work done so far).
     public func seal() throws {
         guard let s = current else { return }
+        do {
+            try s.file.flush()
+            s.residual.close(); s.index.close(); s.nTokens.close(); s.hooks.forEach { $0.close() }
+            s.file.close()
+            try Durable.sync(file: s.tmpPath)
+            try Durable.rename(s.tmpPath, to: s.finalPath)
+        } catch {
+            discardCurrentShard()
+            throw error
+        }
         current = nil
-        try s.file.flush()
-        s.residual.close(); s.index.close(); s.nTokens.close(); s.hooks.forEach { $0.close() }
-        s.file.close()
-        try Durable.sync(file: s.tmpPath)
-        try Durable.rename(s.tmpPath, to: s.finalPath)
         sealed.append(s.finalPath)
     }
 
@@ -319,7 +341,12 @@ public final class ActivationCacheWriter {
             header: h, promptSetSHA256: promptHash, nPromptsTotal: prompts.count, shard: shard,
             prompts: assigned.map { prompts[$0] }, index: assigned.map { Int32($0) }, nTokens: assigned.map { nTok[$0] },
             hooks: options.hooks.sorted(), dtype: options.dtype, compression: options.compression,
-            sources: sealed, origins: assigned.map { where_[$0]! })
+            sources: sealed, origins: try assigned.map { i in
+                guard let o = where_[i] else {
+                    throw ActivationCacheError(.badFile, path: partialDirectory, "no sealed shard holds prompt \(i); delete the folder and record again")
+                }
+                return o
+            })
         try Assembler.write(plan, to: finalPath)
         finished = true
         unlock()

@@ -46,6 +46,14 @@ public struct RunAnalysis: Sendable {
     public var leakage: Bool { checkpoints.contains { $0.leakage.leaked } }
 }
 
+/// Results written by concurrent workers, one slot each.
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var results: [Result<LayerAnalysis, any Error>?]
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<LayerAnalysis, any Error>) { lock.lock(); results[i] = r; lock.unlock() }
+}
+
 /// `ablab analyze`: reads `<run>/activations/*.h5`, analyses every (checkpoint, layer, position) and
 /// writes `<run>/analysis.h5` plus tidy CSVs under `<run>/analysis/`.
 ///
@@ -107,19 +115,38 @@ public enum RunAnalyzer {
         let bar = Progress("analyze \(h.checkpoint)", total: layers.count * positions.count, unit: "sites", enabled: progress)
         var sites: [LayerAnalysis] = []
         var skipped: [String] = []
+        // HDF5 reads stay on this thread; the positions of one layer are analysed in parallel with one
+        // BLAS thread each.
+        let savedThreads = BLAS.threads
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, positions.count))
+        if workers > 1 { BLAS.setThreads(1) }
+        defer { if workers > 1 { BLAS.setThreads(savedThreads) } }
         for l in layers {
+            var splits: [ActivationSplit] = []
             for p in positions {
                 let all = try file.residual(layer: l, position: p) // [N, d]
-                let split = ActivationSplit(trainHarmful: all.rows(th), trainHarmless: all.rows(tb),
-                                            testHarmful: all.rows(eh), testHarmless: all.rows(eb))
-                do {
-                    sites.append(try analyzeLayer(checkpoint: h.checkpoint, layer: l, position: p, data: split,
-                                                  options: options, leakage: leak.leaked))
-                } catch let e as AnalysisError {
+                splits.append(ActivationSplit(trainHarmful: all.rows(th), trainHarmless: all.rows(tb),
+                                              testHarmful: all.rows(eh), testHarmless: all.rows(eb)))
+            }
+            let box = ResultBox(count: positions.count)
+            let leaked = leak.leaked, ckpt = h.checkpoint, data = splits
+            let work: @Sendable (Int) -> Void = { i in
+                let r = Result { try analyzeLayer(checkpoint: ckpt, layer: l, position: positions[i], data: data[i],
+                                                  options: options, leakage: leaked) }
+                box.set(i, r)
+                bar.advance()
+            }
+            if workers > 1 { DispatchQueue.concurrentPerform(iterations: positions.count, execute: work) }
+            else { for i in positions.indices { work(i) } }
+            for r in box.results {
+                switch r {
+                case .success(let a): sites.append(a)
+                case .failure(let e as AnalysisError):
                     log.warning("skipping: \(e.description)")
                     skipped.append(e.description)
+                case .failure(let e): throw e
+                case nil: break
                 }
-                bar.advance()
             }
         }
         bar.finish()

@@ -148,33 +148,26 @@ public enum Stability {
     @inline(__always) static func clampCos(_ x: Double) -> Double { x.isFinite ? max(-1, min(1, x)) : 0 }
 
     struct Workspace {
-        var m: Matrix
-        init(n: Int) { m = Matrix(rows: n, cols: n) }
+        var w: [Float]
+        init(n: Int) { w = [Float](repeating: 0, count: n) }
     }
 
-    /// Top eigenpair of the double-centred submatrix H G[rows, rows] H by restarted Lanczos with full
-    /// reorthogonalisation (Double vectors, sgemv products), started from `start` (centred first).
+    /// Top eigenpair of the double-centred resample Gram matrix M = H G[rows, rows] H by restarted
+    /// Lanczos with full reorthogonalisation, started from `start` (centred first). M is never formed:
+    /// for a centred x, M x = H (G w)[rows] with w_j = Σ_{b : rows_b = j} x_b, one sgemv on the full G.
     /// Returns (eigenvalue, unit eigenvector in Double). [rows.count]
     static func topEigen(gram g: Matrix, rows: [Int], start: [Double], work: inout Workspace,
                          steps: Int = 12, restarts: Int = 12, tolerance: Double = 1e-6) -> (Double, [Double]) {
         let m = rows.count, n = g.cols
-        if work.m.rows != m { work.m = Matrix(rows: m, cols: m) }
-        // Gather and double-centre (Double row means), stored Float. [m, m]
-        var rowMean = [Double](repeating: 0, count: m)
-        g.data.withUnsafeBufferPointer { gp in
-            work.m.data.withUnsafeMutableBufferPointer { mp in
-                for a in 0..<m {
-                    let base = rows[a] * n
-                    var s = 0.0
-                    for b in 0..<m { let v = gp[base + rows[b]]; mp[a * m + b] = v; s += Double(v) }
-                    rowMean[a] = s / Double(m)
-                }
-                let grand = rowMean.reduce(0, +) / Double(m)
-                for a in 0..<m {
-                    let ra = rowMean[a] - grand
-                    for b in 0..<m { mp[a * m + b] = Float(Double(mp[a * m + b]) - ra - rowMean[b]) }
-                }
-            }
+        if work.w.count != n { work.w = [Float](repeating: 0, count: n) }
+        func apply(_ x: ArraySlice<Double>) -> [Double] {
+            for j in 0..<n { work.w[j] = 0 }
+            for (b, v) in x.enumerated() { work.w[rows[b]] += Float(v) }
+            let full = (try? matvec(g, work.w)) ?? [Float](repeating: 0, count: n)
+            var y = rows.map { Double(full[$0]) }
+            let mean = y.reduce(0, +) / Double(m)
+            for a in 0..<m { y[a] -= mean }
+            return y
         }
         // Start vector: centred, normalised; a fixed alternating pattern if it is zero.
         let sm = start.reduce(0, +) / Double(m)
@@ -190,16 +183,13 @@ public enum Stability {
         let s = max(1, min(steps, m - 1))
         var q = [Double](repeating: 0, count: (s + 1) * m) // Lanczos basis, rows
         var alpha = [Double](repeating: 0, count: s), beta = [Double](repeating: 0, count: s)
-        var xf = [Float](repeating: 0, count: m)
         var theta = 0.0
         for _ in 0...restarts {
             for a in 0..<m { q[a] = x[a] }
             var used = 0
             var lastBeta = 0.0
             for j in 0..<s {
-                for a in 0..<m { xf[a] = Float(q[j * m + a]) }
-                let yf = (try? matvec(work.m, xf)) ?? xf
-                var w = yf.map(Double.init)
+                var w = apply(q[(j * m)..<((j + 1) * m)])
                 var al = 0.0
                 for a in 0..<m { al += q[j * m + a] * w[a] }
                 alpha[j] = al
@@ -216,6 +206,10 @@ public enum Stability {
                 used = j + 1
                 lastBeta = b
                 if b <= 1e-12 * max(abs(al), 1e-300) || j == s - 1 { break }
+                if j >= 2 { // stop early once the top Ritz pair has converged
+                    let (th, y) = topRitz(alpha, beta, j + 1)
+                    if th > 0 && abs(b * y) <= tolerance * th { break }
+                }
                 beta[j] = b
                 for a in 0..<m { q[(j + 1) * m + a] = w[a] / b }
             }
@@ -239,5 +233,16 @@ public enum Stability {
             if !(theta > 0) || residual <= tolerance * theta { break }
         }
         return (max(theta, 0), x)
+    }
+
+    /// Top eigenvalue of tridiag(beta, alpha, beta) of size k and the last entry of its eigenvector.
+    static func topRitz(_ alpha: [Double], _ beta: [Double], _ k: Int) -> (Double, Double) {
+        var t = [Double](repeating: 0, count: k * k)
+        for j in 0..<k {
+            t[j * k + j] = alpha[j]
+            if j + 1 < k { t[j * k + j + 1] = beta[j]; t[(j + 1) * k + j] = beta[j] }
+        }
+        let (vals, vecs) = SmallEigen.symmetric(t, n: k)
+        return (vals[0], vecs[k - 1])
     }
 }

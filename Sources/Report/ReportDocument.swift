@@ -156,7 +156,9 @@ extension StudyReport {
             }
             s.append(t)
         }
-        if let set = r.manifest?.settings, !set.isEmpty {
+        // the manifest also caches file hashes under "hash:<path>:…" keys; those are not settings
+        let set = (r.manifest?.settings ?? [:]).filter { !$0.key.hasPrefix("hash:") }
+        if !set.isEmpty {
             s.append("Settings recorded in the manifest: " + set.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "; ") + ".")
         }
         if let c = r.counts {

@@ -1,5 +1,6 @@
 import Foundation
 import AblabCore
+import ActivationCache
 
 /// Writes Slurm job scripts for a study: a job array records one checkpoint per task (the expensive,
 /// embarrassingly parallel part), then a dependent job runs every remaining stage (recording is
@@ -54,9 +55,10 @@ public struct SlurmPlan: Sendable {
         s += "export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK\n"
         if shards > 1 {
             for c in spec.checkpoints {
-                let stem = SafeFiles.sanitize(c.name)
-                let parts = (0..<shards).map { "'\(spec.out)/activations/\(stem).shard\($0)of\(shards).h5'" }.joined(separator: " ")
-                s += "\(ablab) merge \(parts) --out '\(spec.out)/activations/\(stem).h5'\n"
+                let parts = (0..<shards).map { k in
+                    "'" + ActivationCacheWriter.finalPath(run: spec.out, checkpoint: c.name, shard: try! ShardSpec(index: k, count: shards)) + "'"
+                }.joined(separator: " ")
+                s += "\(ablab) merge \(parts) --out '\(ActivationCacheWriter.finalPath(run: spec.out, checkpoint: c.name))'\n"
             }
         }
         s += "\(ablab) run '\(studyFile)' --threads \"$SLURM_CPUS_PER_TASK\"\n"

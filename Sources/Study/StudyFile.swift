@@ -73,7 +73,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var testPerClass: Int?           // nil = all test prompts
 
     // record
-    public var positions: String            // e.g. "-5:" or "-1"
+    public var positions: String            // "auto" (template tokens), "-5:", "-1", …
     public var dtype: String                // float32 | float16
     public var hooks: [String]
     public var compress: Bool
@@ -196,7 +196,7 @@ public enum StudyFile {
             promptFiles: try r.strings(prompts, "prompts.files") ?? [],
             trainPerClass: try r.int(prompts, "prompts.train_per_class", min: 1),
             testPerClass: try r.int(prompts, "prompts.test_per_class", min: 1),
-            positions: try r.string(record, "record.positions") ?? "-5:",
+            positions: try r.string(record, "record.positions") ?? "auto",
             dtype: try r.oneOf(record, "record.dtype", ["float32", "float16"]) ?? "float32",
             hooks: try r.strings(record, "record.hooks") ?? [],
             compress: try r.bool(record, "record.compress") ?? false,

@@ -1,7 +1,7 @@
 import AblabCore
 import Foundation
 import Testing
-@testable import ActivationCache
+import ActivationCache
 
 /// Writes a small run folder into $ABLAB_INTEROP_DIR/activation-run with the `Synthetic` formula;
 /// notebooks-scripts/check_interop.py (check_activation_cache) recomputes it with numpy and runs

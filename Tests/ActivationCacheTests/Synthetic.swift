@@ -1,7 +1,7 @@
 import AblabCore
 import Foundation
 import HDF5
-@testable import ActivationCache
+import ActivationCache
 
 /// Synthetic activations given by a formula, so every stored value can be checked independently
 /// (check_interop.py recomputes the same formula in numpy).

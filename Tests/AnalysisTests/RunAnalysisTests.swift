@@ -104,6 +104,14 @@ struct RunAnalysisTests {
         #expect(try g.openDataset("probe_components").readInt32() == [1, 2, 4, 8])
         let auroc = try g.openDataset("auroc").readFloats(offset: [2, 0, 0], count: [1, 1, 2])
         #expect(auroc == [Float(site.direction(.meanDiff)!.testSeparation.auroc), Float(site.direction(.pc1)!.testSeparation.auroc)])
+
+        // For notebooks-scripts/check_interop.py (h5py + numpy recompute directions and AUROC).
+        if let interop = ProcessInfo.processInfo.environment["ABLAB_INTEROP_DIR"], !interop.isEmpty {
+            let dst = interop + "/analysis-run"
+            try? FileManager.default.removeItem(atPath: dst)
+            try FileManager.default.createDirectory(atPath: interop, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: run, toPath: dst)
+        }
     }
 
     @Test("a test prompt repeating a train prompt is flagged as leakage in the results and files")

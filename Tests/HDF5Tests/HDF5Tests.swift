@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import HDF5
+import HDF5
 
 @Suite struct HDF5RoundTripTests {
     @Test func float32ChunkedCompressedRoundTrip() throws {

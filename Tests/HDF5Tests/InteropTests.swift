@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import HDF5
+import HDF5
 
 /// Writes `hdf5/basic.h5` into $ABLAB_INTEROP_DIR with values given by formulas that
 /// notebooks-scripts/check_interop.py (h5py + numpy) recomputes independently.

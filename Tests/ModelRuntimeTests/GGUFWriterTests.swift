@@ -86,9 +86,12 @@ struct GGUFWriterTests {
         let t32 = try #require(src.tensors.first { $0.type == .f32 })
         let d16 = try src.dequantize(t16).map { $0 * 0.5 }
         let d32 = try src.dequantize(t32).map { $0 + 1 }
-        let dir = try GGUFFixtures.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/copy.gguf"
+        // With ABLAB_INTEROP_DIR set the copy is kept there for check_gguf_writer.py (gguf-py reads it).
+        let interop = ProcessInfo.processInfo.environment["ABLAB_INTEROP_DIR"]
+        let dir = try interop ?? GGUFFixtures.tempDir()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { if interop == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        let path = dir + "/gguf-writer-copy.gguf"
         try GGUFWriter.copy(from: src, replacing: [t16.name: (t16.dims, .f16, d16), t32.name: (t32.dims, .f32, d32)],
                             extraMetadata: ["ablab.edited": .bool(true), "general.name": .string("edited")], to: path)
         let g = try GGUFFile(path: path)
@@ -105,6 +108,13 @@ struct GGUFWriterTests {
         #expect(n16.type == .f16 && n16.dims == t16.dims)
         #expect(try g.dequantize(n16) == d16.map { GGMLDequantizer.halfToFloat(GGUFWriter.floatToHalf($0)) })
         #expect(try g.dequantize(g.requireTensor(t32.name)) == d32)
+        if interop != nil {
+            let expect: [String: Any] = [
+                "source": src.path, "replaced_f16": t16.name, "replaced_f32": t32.name,
+                "f16_first": d16.prefix(256).map { Double(GGMLDequantizer.halfToFloat(GGUFWriter.floatToHalf($0))) },
+                "f32_first": d32.prefix(256).map(Double.init)]
+            try JSONSerialization.data(withJSONObject: expect).write(to: URL(fileURLWithPath: dir + "/gguf-writer-copy.json"))
+        }
     }
 
     @Test("invalid requests are typed errors and leave no file behind")

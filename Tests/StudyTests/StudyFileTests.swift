@@ -20,7 +20,7 @@ struct StudyFileTests {
         #expect(s.out == "runs/t")
         #expect(s.checkpoints == [CheckpointSpec(name: "a", model: "models/a.gguf", chatFormat: nil)])
         #expect(s.harmfulTest == 50 && s.harmlessTest == 50 && s.maxNewTokens == 256)
-        #expect(s.positions == "-5:" && s.method == "mean-diff" && s.alphas == [1.0])
+        #expect(s.positions == "auto" && s.method == "mean-diff" && s.alphas == [1.0])
         #expect(s.systemPrompt == .modelDefault)
     }
 
@@ -75,5 +75,31 @@ struct ShippedStudies {
     func parses(name: String) throws {
         let s = try StudyFile.load(ShippedStudies.root.appendingPathComponent("notebooks-scripts/studies/\(name)").path)
         #expect(!s.name.isEmpty)
+    }
+}
+
+@Suite("Slurm scripts")
+struct SlurmTests {
+    @Test("one array task per checkpoint and shard; the finishing job merges shards")
+    func plan() throws {
+        let spec = try StudyFile.parse("""
+        [study]
+        name = "s"
+        [[checkpoints]]
+        name = "a"
+        model = "a.gguf"
+        [[checkpoints]]
+        name = "b"
+        model = "b.gguf"
+        """, file: "s.toml")
+        var plan = SlurmPlan(studyFile: "s.toml", spec: spec)
+        plan.shards = 3
+        #expect(plan.tasks.count == 6)
+        let rec = plan.recordScript()
+        #expect(rec.contains("#SBATCH --array=0-5"))
+        #expect(rec.contains("--stages record --checkpoint"))
+        let fin = plan.finishScript()
+        #expect(fin.components(separatedBy: "ablab merge").count - 1 == 2)
+        #expect(fin.contains("runs/s/activations/a.shard-2-of-3.h5"))
     }
 }

@@ -1,0 +1,171 @@
+import Foundation
+import LinearAlgebra
+
+/// How the next token is chosen.
+public struct SamplingOptions: Sendable, Equatable {
+    /// 0 = greedy (argmax); otherwise logits are divided by it before the softmax.
+    public var temperature: Float
+    /// Nucleus sampling: keep the most probable tokens whose probabilities sum to at least topP (1 = all).
+    public var topP: Float
+    /// Seed; each prompt gets its own stream derived from (seed, prompt index), so results do not depend
+    /// on batching.
+    public var seed: UInt64
+
+    public init(temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0) {
+        self.temperature = temperature; self.topP = topP; self.seed = seed
+    }
+    public static let greedy = SamplingOptions()
+}
+
+public struct GenerationOptions: Sendable {
+    public var maxNewTokens: Int
+    /// Generation stops after producing any of these (the EOS token is included in the result).
+    public var eosIds: Set<Int>
+    public var sampling: SamplingOptions
+    /// Sequences decoded together; a finished sequence's slot is taken by the next prompt.
+    public var maxBatch: Int
+
+    public init(maxNewTokens: Int = 256, eosIds: Set<Int>, sampling: SamplingOptions = .greedy, maxBatch: Int = 8) {
+        self.maxNewTokens = maxNewTokens; self.eosIds = eosIds; self.sampling = sampling; self.maxBatch = maxBatch
+    }
+}
+
+public enum FinishReason: String, Sendable, Equatable {
+    /// An end-of-sequence token was produced (it is the last token of the result).
+    case eos
+    /// maxNewTokens were produced.
+    case length
+}
+
+public struct GenerationResult: Sendable, Equatable {
+    /// New tokens only (not the prompt).
+    public var tokens: [Int]
+    public var finishReason: FinishReason
+}
+
+/// Batched generation over token-id prompts: new prompts are prefilled in the same packed forward call
+/// as the decoding steps of running ones.
+public final class Generator {
+    public let model: Transformer
+    private var pool: [KVCache] = []
+
+    public init(model: Transformer) { self.model = model }
+
+    private struct Slot {
+        var prompt: Int
+        var cache: KVCache
+        var pending: [Int]
+        var out: [Int] = []
+        var rng: SamplingRNG
+    }
+
+    /// Generates for every prompt; `results[i]` belongs to `prompts[i]`. `hooks` apply during prefill and
+    /// decoding (`HookSegment.sequenceID` is the prompt index). `onFinish(i, result)` is called as each
+    /// prompt finishes (progress, streaming to disk).
+    public func generate(prompts: [[Int]], options: GenerationOptions, hooks: HookSet = HookSet(),
+                         onFinish: ((Int, GenerationResult) -> Void)? = nil) throws -> [GenerationResult] {
+        let vocab = model.config.vocab
+        for (i, p) in prompts.enumerated() {
+            guard !p.isEmpty else { throw ModelError(file: model.source, "prompt \(i) has no tokens") }
+        }
+        guard options.maxBatch >= 1 else { throw ModelError(file: model.source, "maxBatch must be at least 1") }
+        let s = options.sampling
+        guard s.temperature >= 0, s.topP > 0, s.topP <= 1 else {
+            throw ModelError(file: model.source, "sampling needs temperature ≥ 0 and 0 < topP ≤ 1")
+        }
+        var results = [GenerationResult?](repeating: nil, count: prompts.count)
+        var next = 0
+        var active: [Slot] = []
+        var sampler = Sampler(vocab: vocab)
+        while next < prompts.count || !active.isEmpty {
+            while next < prompts.count && active.count < options.maxBatch {
+                if options.maxNewTokens <= 0 {
+                    let r = GenerationResult(tokens: [], finishReason: .length)
+                    results[next] = r; onFinish?(next, r); next += 1; continue
+                }
+                let cache = pool.popLast() ?? model.makeCache()
+                cache.reset()
+                active.append(Slot(prompt: next, cache: cache, pending: prompts[next],
+                                   rng: SamplingRNG(seed: s.seed ^ (UInt64(next) &* 0x9E37_79B9_7F4A_7C15))))
+                next += 1
+            }
+            if active.isEmpty { break }
+            let logits = try model.forward(active.map { ForwardItem(cache: $0.cache, tokens: $0.pending, sequenceID: $0.prompt) },
+                                           hooks: hooks, logits: .last)
+            var keep: [Slot] = []
+            keep.reserveCapacity(active.count)
+            logits.data.withUnsafeBufferPointer { lp in
+                for (i, var slot) in active.enumerated() {
+                    let tok = sampler.pick(lp.baseAddress! + i * vocab, s, &slot.rng)
+                    slot.out.append(tok)
+                    var reason: FinishReason? = nil
+                    if options.eosIds.contains(tok) { reason = .eos } else if slot.out.count >= options.maxNewTokens { reason = .length }
+                    if let reason {
+                        let r = GenerationResult(tokens: slot.out, finishReason: reason)
+                        results[slot.prompt] = r
+                        onFinish?(slot.prompt, r)
+                        pool.append(slot.cache)
+                    } else {
+                        slot.pending = [tok]
+                        keep.append(slot)
+                    }
+                }
+            }
+            active = keep
+        }
+        return results.map { $0! }
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): small, fast, seedable.
+struct SamplingRNG: Sendable {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}
+
+/// Token choice from one logits row, with reusable buffers.
+struct Sampler {
+    var probs: [Double]
+    init(vocab: Int) { probs = Array(repeating: 0, count: vocab) }
+
+    mutating func pick(_ logits: UnsafePointer<Float>, _ s: SamplingOptions, _ rng: inout SamplingRNG) -> Int {
+        let n = probs.count
+        if s.temperature == 0 {
+            var best = logits[0], bi = 0
+            for j in 1..<n where logits[j] > best { best = logits[j]; bi = j }
+            return bi
+        }
+        var m = -Float.infinity
+        for j in 0..<n { m = max(m, logits[j]) }
+        let invT = 1 / Double(s.temperature)
+        var sum = 0.0
+        for j in 0..<n { let e = exp((Double(logits[j]) - Double(m)) * invT); probs[j] = e; sum += e }
+        let u = rng.uniform()
+        if s.topP >= 1 {
+            var acc = 0.0
+            let target = u * sum
+            for j in 0..<n { acc += probs[j]; if acc > target { return j } }
+            return n - 1
+        }
+        // Nucleus: most probable first; candidates below 1e-12 of the total can never be needed for topP < 1.
+        var cand: [Int] = []
+        let floor = sum * 1e-12
+        for j in 0..<n where probs[j] >= floor { cand.append(j) }
+        cand.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+        var kept = 0, mass = 0.0
+        for j in cand { mass += probs[j]; kept += 1; if mass >= Double(s.topP) * sum { break } }
+        let target = u * mass
+        var acc = 0.0
+        for j in cand.prefix(kept) { acc += probs[j]; if acc > target { return j } }
+        return cand[kept - 1]
+    }
+}

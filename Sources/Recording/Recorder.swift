@@ -1,0 +1,186 @@
+import Foundation
+import Logging
+import AblabCore
+import ModelRuntime
+import ActivationCache
+import HDF5
+
+/// What `ablab record` does for one checkpoint.
+public struct RecordOptions: Sendable {
+    public var checkpoint: String
+    public var positions: PositionSpec = .auto
+    public var hooks: [String] = []
+    public var dtype: ActivationDType = .float32
+    public var compress: Bool = false
+    public var shard: ShardSpec = .whole
+    /// Tokens per packed prefill batch (prompts are packed without padding up to this many tokens).
+    public var batchTokens: Int = 4096
+    /// Prompts per crash-safe shard file (at most this much work is lost to a crash).
+    public var promptsPerShard: Int = 64
+    public var force: Bool = false
+    public var showProgress: Bool = true
+
+    public init(checkpoint: String) { self.checkpoint = checkpoint }
+}
+
+/// Errors of the recording stage.
+public struct RecordError: AblabError {
+    public var file: String
+    public var message: String
+    public var description: String { "\(file): \(message)" }
+    public var exitCode: Int32 { ExitCode.failure }
+}
+
+/// Runs a chat model over prompts and stores the residual stream of every layer at the chosen
+/// positions, streaming batch by batch into the crash-safe, resumable activation cache.
+public enum Recorder {
+    static let log = AblabLog.logger("record")
+
+    /// Records `prompts` with `model` into `<run>/activations/<checkpoint>.h5` (or its shard) and returns the
+    /// final file's path. Rerunning after a crash continues where it stopped.
+    @discardableResult
+    public static func record(model: ChatModel, modelSHA256: String, prompts: [Prompt], run: String,
+                              options: RecordOptions) throws -> String {
+        let cfg = model.config
+        let positions = options.positions.resolve(templateTokens: model.postInstructionTokens)
+        let pCount = positions.count
+        let span = -(positions.min() ?? -1)           // how many trailing tokens are needed
+        let d = cfg.dModel, nL = cfg.nLayers
+
+        // Validate hook names before any model work.
+        var extraHooks: [(name: String, layer: Int, point: HookPoint)] = []
+        for h in options.hooks {
+            guard let (l, p) = HookPoint.parse(h), l < nL else {
+                throw InputError(file: "--hooks", key: h, "unknown hook point; use e.g. blocks.3.hook_attn_out (layers 0…\(nL - 1); points hook_resid_pre, hook_resid_mid, hook_resid_post, hook_attn_out, hook_mlp_out)")
+            }
+            extraHooks.append((h, l, p))
+        }
+
+        let header = ActivationHeader(
+            checkpoint: options.checkpoint, modelPath: model.path, modelSHA256: modelSHA256,
+            architecture: cfg.arch.rawValue, nLayers: nL, dModel: d, systemPrompt: model.systemPromptText,
+            positions: positions.map(Int32.init), ablabVersion: AblabVersion.string,
+            created: ISO8601DateFormatter().string(from: Date()))
+        let writer = try ActivationCacheWriter(
+            run: run, header: header, prompts: prompts,
+            options: ActivationCacheOptions(dtype: options.dtype, hooks: options.hooks,
+                                             compression: options.compress ? H5Compression(shuffle: true, gzipLevel: 4) : .none,
+                                             promptsPerShard: options.promptsPerShard),
+            shard: options.shard, force: options.force)
+        let pending = writer.pending
+        if writer.resumedCount > 0 {
+            log.info("\(options.checkpoint): resuming, \(writer.resumedCount) prompts already recorded, \(pending.count) to go")
+        }
+
+        // Tokenize everything first: a prompt too short for the positions is an error before model work.
+        var tokens: [Int: [Int]] = [:]
+        for i in pending {
+            let t = model.encodeChat(user: prompts[i].text)
+            guard t.count >= span else {
+                throw InputError(file: model.path, key: prompts[i].id, "the chat-formatted prompt has \(t.count) tokens, fewer than the \(span) positions asked for")
+            }
+            tokens[i] = t
+        }
+
+        let progress = Progress("record \(options.checkpoint)", total: pending.count, enabled: options.showProgress)
+        var start = 0
+        // Buffers reused across batches.
+        var residual: [Float] = []
+        var hookValues: [String: [Float]] = [:]
+        while start < pending.count {
+            // Pack prompts up to batchTokens (at least one).
+            var batch: [Int] = []
+            var total = 0
+            var k = start
+            while k < pending.count {
+                let n = tokens[pending[k]]!.count
+                if !batch.isEmpty && total + n > options.batchTokens { break }
+                batch.append(pending[k]); total += n; k += 1
+                // Keep batches within one shard so a crash loses at most one shard of work.
+                if batch.count >= options.promptsPerShard { break }
+            }
+            start = k
+            try autoreleasepool {
+                try recordBatch(model: model, batch: batch, tokens: tokens, positions: positions, span: span,
+                                extraHooks: extraHooks, residual: &residual, hookValues: &hookValues, writer: writer,
+                                prompts: prompts)
+            }
+            progress.advance(by: batch.count)
+        }
+        progress.finish()
+        let path = try writer.finalize()
+        log.info("\(options.checkpoint): wrote \(path)")
+        _ = pCount
+        return path
+    }
+
+    static func recordBatch(model: ChatModel, batch: [Int], tokens: [Int: [Int]], positions: [Int], span: Int,
+                            extraHooks: [(name: String, layer: Int, point: HookPoint)],
+                            residual: inout [Float], hookValues: inout [String: [Float]],
+                            writer: ActivationCacheWriter, prompts: [Prompt]) throws {
+        let cfg = model.config
+        let d = cfg.dModel, nL = cfg.nLayers, b = batch.count, pCount = positions.count
+        // residual: [L+1, B, P, d]; hooks: [B, P, d]
+        residual = [Float](repeating: .nan, count: (nL + 1) * b * pCount * d)
+        for h in extraHooks { hookValues[h.name] = [Float](repeating: .nan, count: b * pCount * d) }
+        var slot: [Int: Int] = [:]             // sequenceID (prompt index) -> batch slot
+        var length: [Int: Int] = [:]
+        for (s, i) in batch.enumerated() { slot[i] = s; length[i] = tokens[i]!.count }
+
+        var hooks = HookSet()
+        try residual.withUnsafeMutableBufferPointer { resBuf in
+            let res = resBuf.baseAddress!
+            // Copies the wanted rows of hook activations into dst laid out as [.., B, P, d] at layer offset.
+            func capture(into dst: UnsafeMutablePointer<Float>) -> Hook {
+                return { a in
+                    for seg in a.segments {
+                        guard let s = slot[seg.sequenceID], let n = length[seg.sequenceID] else { continue }
+                        for (pi, rel) in positions.enumerated() {
+                            if let row = a.row(segment: seg, position: n + rel) {
+                                (dst + (s * pCount + pi) * d).update(from: row, count: d)
+                            }
+                        }
+                    }
+                }
+            }
+            hooks.add(layer: 0, point: .residPre, capture(into: res))
+            for l in 0..<nL {
+                hooks.add(layer: l, point: .residPost, capture(into: res + (l + 1) * b * pCount * d))
+            }
+            var hookBuffers: [String: UnsafeMutablePointer<Float>] = [:]
+            for h in extraHooks {
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: b * pCount * d)
+                p.initialize(repeating: .nan, count: b * pCount * d)
+                hookBuffers[h.name] = p
+                hooks.add(layer: h.layer, point: h.point, capture(into: p))
+            }
+            defer { for p in hookBuffers.values { p.deallocate() } }
+
+            let items = batch.map { i in
+                ForwardItem(cache: model.transformer.makeCache(capacity: tokens[i]!.count), tokens: tokens[i]!, sequenceID: i)
+            }
+            _ = try model.transformer.forward(items, hooks: hooks, logits: .none)
+
+            // Numerical guard: NaN/Inf stops the run with checkpoint, prompt, layer and position named.
+            for l in 0...nL {
+                for s in 0..<b {
+                    for pi in 0..<pCount {
+                        let base = ((l * b + s) * pCount + pi) * d
+                        for j in 0..<d where !res[base + j].isFinite {
+                            let hook = l == 0 ? "blocks.0.hook_resid_pre" : "blocks.\(l - 1).hook_resid_post"
+                            throw RecordError(file: model.path, message: "non-finite activation (\(res[base + j])) for prompt '\(prompts[batch[s]].id)' at \(hook), position \(positions[pi]); nothing of this batch was stored")
+                        }
+                    }
+                }
+            }
+            for h in extraHooks {
+                hookValues[h.name] = Array(UnsafeBufferPointer(start: hookBuffers[h.name]!, count: b * pCount * d))
+            }
+        }
+        try writer.append(indices: batch, nTokens: batch.map { Int32(tokens[$0]!.count) }, residual: residual, hooks: hookValues)
+    }
+}
+
+#if !canImport(ObjectiveC)
+@inline(__always) func autoreleasepool<T>(_ body: () throws -> T) rethrows -> T { try body() }
+#endif

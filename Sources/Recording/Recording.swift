@@ -1,4 +1,0 @@
-import AblabCore
-
-// Stage module Recording: see README, "Pipeline".
-public enum RecordingModule {}
