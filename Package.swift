@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Analysis", dependencies: ["ActivationCache", "LinearAlgebra", "HDF5", "AblabCore"], swiftSettings: fast),
         .target(name: "Abliteration", dependencies: ["ModelRuntime", "LinearAlgebra", "AblabCore"], swiftSettings: fast),
         .target(name: "Judging", dependencies: ["ModelRuntime", "Abliteration", "AblabCore"]),
-        .target(name: "Report", dependencies: ["Plotting", "Analysis", "Judging", "HDF5", "AblabCore"]),
+        .target(name: "Report", dependencies: ["Plotting", "Analysis", "ActivationCache", "LinearAlgebra", "Judging", "HDF5", "AblabCore"]),
         .target(name: "Study", dependencies: [
             "Recording", "ActivationCache", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
             .product(name: "TOMLKit", package: "TOMLKit"),
@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudyTests", dependencies: ["Study"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "ActivationCache", "Analysis"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,0 @@
-import AblabCore
-
-// Stage module Report: see README, "Pipeline".
-public enum ReportModule {}

@@ -1,0 +1,17 @@
+import AblabCore
+import Foundation
+import Report
+
+extension Pipeline {
+    /// Report: figures and `<run>/report.pdf` from the run's files (never reruns a model). Always
+    /// re-rendered, since it is cheap and its inputs are every other stage's outputs. Register with
+    /// `.report: { try $0.reportStage() }` in `StageRegistry.implementations`.
+    public func reportStage() throws {
+        var o = ReportOptions()
+        o.figuresDirectory = options.figures ?? spec.figures.map { $0.hasPrefix("/") ? $0 : run + "/" + $0 }
+        o.paperDirectory = spec.paperData
+        let s = try StudyReport.render(run: run, options: o)
+        for (k, v) in s.missing.sorted(by: { $0.key < $1.key }) { log.info("[report] \(k): \(v)") }
+        log.info("[report] wrote \(s.pdf) (\(s.pages) pages) and \(s.figures.count) figures to \(s.figuresDirectory)")
+    }
+}
