@@ -21,8 +21,7 @@ demo: deps models build
 ## test: install what is missing, fetch SmolLM2, build optimised, run every test and the h5py checks
 test: deps models venv-test
 	rm -rf $(ABLAB_INTEROP_DIR) && mkdir -p $(ABLAB_INTEROP_DIR)
-	swift build $(SWIFT_RELEASE) --product ablab
-	swift test $(SWIFT_RELEASE) --parallel --num-workers 2 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
+	swift test $(SWIFT_RELEASE) 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test.log; exit $${PIPESTATUS[0]}
 	$(MAKE) interop
 
 ## interop: Python (h5py + numpy) reads what ablab wrote
