@@ -8,7 +8,8 @@ extension Pipeline {
     /// `.report: { try $0.reportStage() }` in `StageRegistry.implementations`.
     public func reportStage() throws {
         var o = ReportOptions()
-        o.figuresDirectory = options.figures ?? spec.figures.map { $0.hasPrefix("/") ? $0 : run + "/" + $0 }
+        // Relative paths are relative to the working folder, like every path in a study file.
+        o.figuresDirectory = options.figures ?? spec.figures
         o.paperDirectory = spec.paperData
         let s = try StudyReport.render(run: run, options: o)
         for (k, v) in s.missing.sorted(by: { $0.key < $1.key }) { log.info("[report] \(k): \(v)") }
