@@ -31,7 +31,7 @@ let package = Package(
 
         // Pipeline stages, data flowing one way.
         .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore"], swiftSettings: fast),
-        .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"], exclude: ["SCHEMA.md"]),
+        .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"]),
         .target(name: "Recording", dependencies: ["ModelRuntime", "ActivationCache", "HDF5", "AblabCore"]),
         .target(name: "Analysis", dependencies: ["ActivationCache", "LinearAlgebra", "HDF5", "AblabCore"], swiftSettings: fast),
         .target(name: "Abliteration", dependencies: ["ModelRuntime", "LinearAlgebra", "AblabCore"], swiftSettings: fast),

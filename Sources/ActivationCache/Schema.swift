@@ -2,7 +2,7 @@ import AblabCore
 import Foundation
 import HDF5
 
-/// Constants of the activation-cache file format (see SCHEMA.md).
+/// Constants of the activation-cache file format (see README, "Activation cache").
 public enum ActivationSchema {
     public static let format = "ablab.activations"
     public static let formatVersion = 1
