@@ -72,7 +72,9 @@ public enum AnalysisFigures {
             if k > 1 {
                 ax.line(x: x, y: c.ratios.map { $0.prefix(k).reduce(0, +) }, label: "PC1–\(k) total", color: .gray, dash: Dash.dashed)
             }
-            ax.yLimits = .fixed(0, 1)
+            // from 0 to a round value above the largest total shown (ratios of wide models are small)
+            let top = c.ratios.map { $0.prefix(k).filter(\.isFinite).reduce(0, +) }.max() ?? 1
+            ax.yLimits = .fixed(0, min(1, max(0.1, (top * 1.15 * 10).rounded(.up) / 10)))
             ax.legend = i == d.checkpoints.count - 1 ? .outsideRight : .none
             f.axes[i] = ax
         }
@@ -337,9 +339,14 @@ extension AnalysisFigures {
             var ax = Axes(title: "\(p.checkpoint), layer \(p.layer)",
                           xLabel: String(format: "PC1 (%.0f %%)", p.explained.0 * 100),
                           yLabel: String(format: "PC2 (%.0f %%)", p.explained.1 * 100))
-            ax.scatter(x: p.harmful.map(\.0), y: p.harmful.map(\.1), label: "harmful", color: Color(hex: 0xD55E00), alpha: 0.7, size: 3.5)
-            ax.scatter(x: p.harmless.map(\.0), y: p.harmless.map(\.1), label: "harmless", color: Color(hex: 0x0072B2), alpha: 0.7, size: 3.5, marker: .square)
-            ax.legend = .auto
+            let size = p.harmful.count + p.harmless.count > 120 ? 2.6 : 3.5
+            ax.scatter(x: p.harmful.map(\.0), y: p.harmful.map(\.1), label: "harmful", color: Color(hex: 0xD55E00), alpha: 0.7, size: size)
+            ax.scatter(x: p.harmless.map(\.0), y: p.harmless.map(\.1), label: "harmless", color: Color(hex: 0x0072B2), alpha: 0.7, size: size, marker: .square)
+            // one legend for the figure: inside the first panel when a corner is free, else in the caption only
+            ax.legend = i == 0 ? .auto : .none
+            if i == 0 && d.panels.count > 1 {
+                ax.legend = .none
+            }
             f.axes[i] = ax
         }
         return f

@@ -180,8 +180,11 @@ extension StudyReport {
         let groups = sysOrder.flatMap { s in c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
             .filter { l in c.rows.contains { $0.system == s && $0.label == l } }.map { s + "\u{1}" + $0 } }
         let judges = c.judges
-        for chunkStart in stride(from: 0, to: judges.count, by: 4) {
-            let js = Array(judges[chunkStart..<min(judges.count, chunkStart + 4)])
+        // at most 4 judge columns per table, spread evenly (5 judges: 3 + 2)
+        let tablesNeeded = max(1, (judges.count + 3) / 4)
+        let perTable = max(1, (judges.count + tablesNeeded - 1) / tablesNeeded)
+        for chunkStart in stride(from: 0, to: judges.count, by: perTable) {
+            let js = Array(judges[chunkStart..<min(judges.count, chunkStart + perTable)])
             let rows = groups.map { g -> [String] in
                 let parts = g.components(separatedBy: "\u{1}")
                 return [SystemName.shortName(parts[0]), parts[1]] + js.map { jj in
@@ -191,7 +194,7 @@ extension StudyReport {
             }
             try flow.paragraph("Refusal rate in % with its \(Int(c.level * 100)) % bootstrap interval and refused/judged counts.", font: Font(size: 8.5))
             try flow.table(header: ["System", "Label"] + js, rows: rows,
-                           widths: [0.3, 0.1] + js.map { _ in 0.6 / Double(max(js.count, 2)) }, font: Font(size: 7.5),
+                           widths: [0.36, 0.09] + js.map { _ in 0.55 / Double(js.count) }, font: Font(size: 7.5),
                            alignments: [.left, .left] + js.map { _ in .right })
         }
         guard let table = try? JudgmentTable(j) else { return }
@@ -212,11 +215,12 @@ extension StudyReport {
         try flow.heading("Judge agreement", level: 2)
         if let rep, !rep.pairs.isEmpty {
             let rows = zip(rep.pairs, rep.correlations).map { (p, q) -> [String] in
-                [p.judgeA, p.judgeB, "\(p.n)", "\(pct(p.agreement.estimate)) [\(pct(p.agreement.lower))–\(pct(p.agreement.upper))]",
+                [p.judgeA, p.judgeB, "\(p.n)", "\(pct0(p.agreement.estimate)) [\(pct0(p.agreement.lower, sign: false))–\(pct0(p.agreement.upper, sign: false))]",
                  "\(f3(p.kappa.estimate)) [\(f3(p.kappa.lower))–\(f3(p.kappa.upper))]", f3(q.pearson)]
             }
             try flow.table(header: ["Judge A", "Judge B", "n", "Agreement [CI]", "Cohen's κ [CI]", "Pearson (groups)"], rows: rows,
-                           widths: [0.18, 0.18, 0.07, 0.22, 0.22, 0.13], font: Font(size: 7.5))
+                           widths: [0.2, 0.2, 0.07, 0.18, 0.22, 0.13], font: Font(size: 7.5),
+                           alignments: [.left, .left, .right, .right, .right, .right])
             try flow.paragraph("Fleiss' κ over the \(rep.fleiss.items) items every judge judged: \(f3(rep.fleiss.kappa)); Krippendorff's α (nominal): \(f3(rep.krippendorffAlpha)).", font: Font(size: 8.5))
             for w in rep.warnings { try flow.paragraph("Warning: \(w)", font: Font(size: 8.5), color: Color(hex: 0xB2182B)) }
         } else {

@@ -198,7 +198,7 @@ public enum StudyReport {
             }
         }
         if let s = r.scatter, !s.panels.isEmpty {
-            out.append(StudyFigure(name: "pc_scatter", caption: "Test prompts projected on the first two principal components of the train activations (token position \(s.position)); PC1 is oriented so harmful prompts score higher. Axis labels give each component's share of the variance.", figure: AnalysisFigures.pcScatter(s)))
+            out.append(StudyFigure(name: "pc_scatter", caption: "Test prompts projected on the first two principal components of the train activations (token position \(s.position)): harmful prompts as vermillion circles, harmless prompts as blue squares. PC1 is oriented so harmful prompts score higher; axis labels give each component's share of the variance.", figure: AnalysisFigures.pcScatter(s)))
         }
         if let sim = r.similarity {
             let pos = options.position ?? r.metrics?.defaultPosition ?? sim.map(\.position).max() ?? -1

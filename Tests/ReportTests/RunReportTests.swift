@@ -156,3 +156,75 @@ let paperDirectory: String = {
         #expect(names.count == 20)
     }
 }
+
+/// Word boxes of every page (pdftotext -bbox); nil when poppler is absent.
+func wordBoxes(_ pdf: String) throws -> [(page: Int, width: Double, height: Double, word: String, x0: Double, y0: Double, x1: Double, y1: Double)]? {
+    guard let tool = ["/usr/bin/pdftotext", "/usr/local/bin/pdftotext", "/opt/homebrew/bin/pdftotext"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: tool)
+    p.arguments = ["-bbox", pdf, "-"]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    func attr(_ line: Substring, _ name: String) -> Double {
+        guard let r = line.range(of: name + "=\"") else { return .nan }
+        return Double(line[r.upperBound...].prefix { $0 != "\"" }) ?? .nan
+    }
+    var out2: [(page: Int, width: Double, height: Double, word: String, x0: Double, y0: Double, x1: Double, y1: Double)] = []
+    var page = 0, w = 0.0, h = 0.0
+    for line in text.split(separator: "\n") {
+        if line.contains("<page ") { page += 1; w = attr(line, "width"); h = attr(line, "height") }
+        else if line.contains("<word ") {
+            let word = line.split(separator: ">").dropFirst().first.map { String($0.prefix { $0 != "<" }) } ?? ""
+            out2.append((page, w, h, word, attr(line, "xMin"), attr(line, "yMin"), attr(line, "xMax"), attr(line, "yMax")))
+        }
+    }
+    return out2
+}
+
+@Suite struct PageLayoutTests {
+    /// Many systems and judges (the tables must continue on new pages) and an answer with a 3000-character
+    /// word (it must wrap): no word may leave the page (20 pt of paper kept on every side).
+    @Test func longTablesContinueAndNothingRunsOffThePage() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ablab-report-long-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/generations", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var csv = "item_id,system,label,judge,verdict,score\n"
+        for m in 0..<30 {
+            for sys in ["org/model-with-a-rather-long-name-\(m)", "models/org/model-with-a-rather-long-name-\(m)-abliterated"] {
+                for label in ["harmful", "harmless"] { for i in 0..<6 { for j in 0..<5 {
+                    csv += "\(label)-\(i),\(sys),\(label),judge-\(j),\((i + j + m) % 3 == 0 ? "REFUSAL" : "NON-REFUSAL"),\n"
+                } } }
+            }
+        }
+        try csv.write(toFile: dir + "/judgments.csv", atomically: true, encoding: .utf8)
+        let long = String(repeating: "x", count: 3000)
+        for (sys, resp) in [("org/model-with-a-rather-long-name-0", "I can't help with that."),
+                            ("models/org/model-with-a-rather-long-name-0-abliterated", "Sure: " + long)] {
+            let obj: [String: Any] = ["id": "harmful-0", "label": "harmful", "system": sys, "response": resp, "prompt": "p"]
+            try (String(data: try JSONSerialization.data(withJSONObject: obj), encoding: .utf8)! + "\n")
+                .write(toFile: dir + "/generations/\(sys.replacingOccurrences(of: "/", with: "_")).jsonl", atomically: true, encoding: .utf8)
+        }
+        var o = ReportOptions(); o.replicates = 20
+        let s = try StudyReport.render(run: dir, options: o)
+        #expect(s.missing["judgments"] == nil, "\(s.missing)")
+        // 60 systems: the heatmap is split per label; refusal bars pair each model with its copy
+        #expect(s.figures.contains("judge_system_heatmap_harmful") && s.figures.contains("judge_system_heatmap_harmless"))
+        guard let words = try wordBoxes(s.pdf) else { return }
+        #expect(Set(words.map(\.page)).count == s.pages)
+        let continued = words.filter { $0.word == "(continued)" }.map(\.page)
+        #expect(continued.count >= 2, "the 120-row refusal table should continue on at least two more pages")
+        for w in words {
+            #expect(w.x0 >= 20 && w.x1 <= w.width - 20 && w.y0 >= 10 && w.y1 <= w.height - 10,
+                    "page \(w.page): '\(w.word.prefix(30))' at x \(w.x0)…\(w.x1), y \(w.y0)…\(w.y1) leaves the page")
+        }
+        // the abliterated copy pairs with its original although it was saved under models/
+        let f = try #require(StudyReport.figures(StudyReport.load(run: dir, options: o), options: o).first { $0.name == "refusal_rates" })
+        let b = try #require(bars(f.figure.axes[0]))
+        #expect(b.categories.count == 30)
+        #expect(b.groups[1].values.allSatisfy { $0.isFinite })
+    }
+}
