@@ -71,6 +71,12 @@ $(VENV_REF)/.ok:
 fixtures: venv-ref models
 	notebooks-scripts/make_fixtures.sh
 
+## fuzz: libFuzzer over every file parser, FUZZ_SECONDS per target (FUZZ_TARGETS to choose; see notebooks-scripts/fuzz.sh)
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS ?=
+fuzz: deps
+	notebooks-scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: deps models build
 	notebooks-scripts/bench/run.sh
 

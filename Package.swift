@@ -1,5 +1,6 @@
 // swift-tools-version: 6.1
 import PackageDescription
+import Foundation
 
 // Hot numeric modules are compiled with -Ounchecked in release builds; the Makefile adds the CPU
 // target (haswell: AVX2 + FMA) so SIMD loops become vector instructions rather than a call per lane.
@@ -41,6 +42,8 @@ let package = Package(
             "Recording", "ActivationCache", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
+        // Fuzz targets over every parser (see Tests/FuzzTests and `make fuzz`).
+        .target(name: "FuzzTargets", dependencies: ["AblabCore", "ModelRuntime", "HDF5", "ActivationCache", "Judging", "Study"]),
         .executableTarget(name: "ablab", dependencies: [
             "AblabCore", "LinearAlgebra", "ModelRuntime", "ActivationCache", "Recording", "Analysis", "Abliteration",
             "Judging", "Report", "Study",
@@ -57,6 +60,15 @@ let package = Package(
         .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudyTests", dependencies: ["Study"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "ActivationCache", "Analysis"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// `make fuzz` only: the libFuzzer driver (ABLAB_LIBFUZZER=1; sanitizer flags would break ordinary builds).
+if ProcessInfo.processInfo.environment["ABLAB_LIBFUZZER"] == "1" {
+    package.targets.append(.executableTarget(
+        name: "ablab-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver",
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
+}

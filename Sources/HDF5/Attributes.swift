@@ -105,7 +105,7 @@ extension H5Handle {
         try withAttribute(name) { aid, space, type in
             guard H5Tget_class(type.id) == cls else { throw attrError(.typeMismatch, name, "the attribute is not \(what)") }
             let n = space.elementCount
-            guard n >= 0, n < (1 << 28) else { throw attrError(.shapeMismatch, name, "implausible attribute size \(n)") }
+            guard n >= 0, n < (1 << 28), n * MemoryLayout<T>.size <= max(fileSizeOnDisk, 1 << 16) else { throw attrError(.shapeMismatch, name, "implausible attribute size \(n)") }
             var out = [T](repeating: 0, count: n)
             if n == 0 { return out }
             guard out.withUnsafeMutableBytes({ H5Aread(aid, memType, $0.baseAddress!) }) >= 0 else {
@@ -151,7 +151,7 @@ extension H5Handle {
                 return s
             }
             let size = H5Tget_size(type.id)
-            guard size < (1 << 26) else { throw attrError(.shapeMismatch, name, "implausible string size \(size)") }
+            guard size < (1 << 26), size <= max(fileSizeOnDisk, 1 << 16) else { throw attrError(.shapeMismatch, name, "implausible string size \(size)") }
             let t = H5Datatype.fixedString(size: size)
             var buf = [UInt8](repeating: 0, count: size + 1)
             guard buf.withUnsafeMutableBytes({ H5Aread(aid, t.id, $0.baseAddress!) }) >= 0 else { throw failure("reading attribute '\(name)'") }

@@ -144,7 +144,7 @@ public final class H5Dataset: H5Handle {
         guard H5Pget_layout(dcpl) == H5D_CHUNKED else { return nil }
         var c = [hsize_t](repeating: 0, count: 32)
         let rank = H5Pget_chunk(dcpl, 32, &c)
-        return c.prefix(Int(max(rank, 0))).map { Int($0) }
+        return c.prefix(Int(max(rank, 0))).map { Int(clamping: $0) }
     }
 
     /// Grows (or shrinks) the dataset to `shape`, within its maximum shape. New elements read as 0 / "".
@@ -181,7 +181,12 @@ public final class H5Dataset: H5Handle {
               zip(zip(o, c), dims).allSatisfy({ $0.0 >= 0 && $0.1 >= 0 && $0.0 + $0.1 <= $1 }) else {
             throw error(.shapeMismatch, "hyperslab offset \(o) count \(c) does not fit the dataset shape \(dims); extend the dataset first")
         }
-        let n = c.reduce(1, *)
+        var n = 1
+        for x in c {
+            let (m, o) = n.multipliedReportingOverflow(by: x)
+            guard !o else { throw error(.shapeMismatch, "hyperslab count \(c) is too large; the file is damaged") }
+            n = m
+        }
         if n > 0 {
             guard fs.selectHyperslab(offset: o, count: c) else { throw failure("selecting offset \(o) count \(c)") }
         }
@@ -269,8 +274,14 @@ public final class H5Dataset: H5Handle {
     }
 
     public func readFloats(offset: [Int]? = nil, count: [Int]? = nil) throws -> [Float] {
-        let n = try (count ?? shape().enumerated().map { $0.element - (offset?[$0.offset] ?? 0) }).reduce(1, *)
+        var n = 1
+        for x in try count ?? shape().enumerated().map({ $0.element - (offset?[$0.offset] ?? 0) }) {
+            let (m, o) = n.multipliedReportingOverflow(by: x)
+            guard !o else { throw error(.shapeMismatch, "hyperslab size overflows; the file is damaged") }
+            n = m
+        }
         guard n >= 0 else { throw error(.shapeMismatch, "negative hyperslab size") }
+        try checkJustified(elements: n, elementSize: 4)
         var out = [Float](repeating: 0, count: n)
         try out.withUnsafeMutableBufferPointer { try read(into: $0, offset: offset, count: count) }
         return out
@@ -295,6 +306,7 @@ public final class H5Dataset: H5Handle {
         try checkOpen()
         guard elementType == .int32 || elementType == .int64 else { throw error(.typeMismatch, "the dataset holds \(elementType.rawValue), not integers") }
         let (fs, ms, n) = try selection(offset: offset, count: count)
+        try checkJustified(elements: n, elementSize: 4)
         var out = [Int32](repeating: 0, count: n)
         if n == 0 { return out }
         try out.withUnsafeMutableBytes { try rawIO(write: false, memType: ablab_h5t_native_int32(), fileSpace: fs, memSpace: ms, $0.baseAddress!) }
@@ -330,6 +342,7 @@ public final class H5Dataset: H5Handle {
         guard elementType == .string else { throw error(.typeMismatch, "the dataset holds \(elementType.rawValue), not strings") }
         let (fs, ms, n) = try selection(offset: offset, count: count)
         if n == 0 { return [] }
+        try checkJustified(elements: n, elementSize: 16)
         let stored = H5Datatype(owning: H5Dget_type(id))
         if H5Tis_variable_str(stored.id) > 0 {
             let t = H5Datatype.variableString()
@@ -340,6 +353,7 @@ public final class H5Dataset: H5Handle {
             return out
         }
         let size = H5Tget_size(stored.id)
+        try checkJustified(elements: n, elementSize: size)
         let t = H5Datatype.fixedString(size: size)
         var buf = [UInt8](repeating: 0, count: n * size)
         try buf.withUnsafeMutableBytes { try rawIO(write: false, memType: t.id, fileSpace: fs, memSpace: ms, $0.baseAddress!) }

@@ -38,6 +38,23 @@ public class H5Handle {
         H5Lib.failure(what, file: filePath, object: object ?? objectPath)
     }
 
+    /// Size of the file on disk in bytes (0 when it cannot be determined).
+    var fileSizeOnDisk: Int {
+        var st = stat()
+        return stat(filePath, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    /// Refuses to read `elements` values of `elementSize` bytes (in memory) when the file cannot justify
+    /// them: more than 1100 bytes per byte of file (deflate compresses at most ~1032:1), or 64 MiB if that is
+    /// more. Guards against damaged or hostile extents that would otherwise allocate without bound.
+    func checkJustified(elements: Int, elementSize: Int) throws {
+        let (bytes, o) = elements.multipliedReportingOverflow(by: max(elementSize, 1))
+        let limit = max(64 << 20, fileSizeOnDisk.multipliedReportingOverflow(by: 1100).partialValue)
+        guard elements >= 0, !o, bytes <= limit else {
+            throw error(.shapeMismatch, "the object declares \(elements) elements, more than a file of \(fileSizeOnDisk) bytes can hold; the file is damaged, write it again")
+        }
+    }
+
     /// `objectPath` joined with a relative path.
     func childPath(_ name: String) -> String {
         if name.hasPrefix("/") { return name }
@@ -179,7 +196,7 @@ public class H5Group: H5Handle {
         var info = H5G_info_t()
         guard H5Gget_info(id, &info) >= 0 else { throw failure("listing the group") }
         var names: [String] = []
-        names.reserveCapacity(Int(info.nlinks))
+        // No reserveCapacity: a damaged file can declare any number of links (each read below is checked).
         for i in 0..<info.nlinks {
             let n = H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, hid_t(ablab_h5p_default()))
             guard n >= 0 else { throw failure("reading a link name") }
@@ -223,7 +240,8 @@ public final class H5Dataspace {
         var d = [hsize_t](repeating: 0, count: rank)
         var m = [hsize_t](repeating: 0, count: rank)
         H5Sget_simple_extent_dims(id, &d, &m)
-        return (d.map { Int($0) }, m.map { $0 == ablab_h5s_unlimited() ? nil : Int($0) })
+        // A damaged file can declare extents beyond Int.max; clamp them so later size checks reject them.
+        return (d.map { Int(clamping: $0) }, m.map { $0 == ablab_h5s_unlimited() ? nil : Int(clamping: $0) })
     }
 
     var isScalar: Bool { H5Sget_simple_extent_type(id) == H5S_SCALAR }

@@ -78,8 +78,12 @@ extension BPETokenizer {
             maxId = max(maxId, n.intValue)
         }
         for a in addedTokens { maxId = max(maxId, Int(a.id)) }
-        guard maxId < 10_000_000 else {
-            throw InputError(file: source, key: "model.vocab", "token id \(maxId) is implausibly large")
+        // Ids are dense in real vocabularies; a gap larger than the file's own entries cannot be justified
+        // (and would allocate without bound).
+        let idLimit = min(10_000_000, 2 * (vocab.count + addedTokens.count) + 1024)
+        guard maxId < idLimit else {
+            throw InputError(file: source, key: "model.vocab",
+                             "token id \(maxId) is implausibly large for \(vocab.count) vocabulary entries; the tokenizer file is corrupt")
         }
         var tokens = [String](repeating: "", count: maxId + 1)
         for (t, v) in vocab {
