@@ -144,6 +144,7 @@ public enum StageRegistry {
     public static let implementations: [Stage: @Sendable (Pipeline) throws -> Void] = [
         .record: { try $0.recordStage() },
         .analyze: { try $0.analyzeStage() },
+        .agree: { try $0.agreeStage() },
         .report: { try $0.reportStage() },
     ]
 }
