@@ -8,6 +8,8 @@ STUDY ?= notebooks-scripts/studies/default.toml
 # SIMD loops fall back to scalar calls per lane.
 CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell")
 SWIFT_RELEASE := -c release $(CPU_FLAGS)
+# Tests import some modules @testable, which release builds allow only with -enable-testing.
+SWIFT_TEST := $(SWIFT_RELEASE) -Xswiftc -enable-testing
 ABLAB := .build/release/ablab
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
@@ -21,7 +23,7 @@ demo: deps models build
 ## test: install what is missing, fetch SmolLM2, build optimised, run every test and the h5py checks
 test: deps models venv-test
 	rm -rf $(ABLAB_INTEROP_DIR) && mkdir -p $(ABLAB_INTEROP_DIR)
-	swift test $(SWIFT_RELEASE) 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test.log; exit $${PIPESTATUS[0]}
+	swift test $(SWIFT_TEST) 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test.log; exit $${PIPESTATUS[0]}
 	$(MAKE) interop
 
 ## interop: Python (h5py + numpy) reads what ablab wrote
