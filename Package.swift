@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudyTests", dependencies: ["Study"]),
+        .testTarget(name: "AbliterationTests", dependencies: ["Abliteration"]),
     ],
     swiftLanguageModes: [.v6]
 )
