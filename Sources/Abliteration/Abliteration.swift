@@ -1,4 +1,0 @@
-import AblabCore
-
-// Stage module Abliteration: see README, "Pipeline".
-public enum AbliterationModule {}

@@ -1,0 +1,197 @@
+import Foundation
+import AblabCore
+import ModelRuntime
+
+/// One line of a generations file (JSONL): the answer of one system to one prompt.
+public struct GenerationRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var label: String
+    /// The system name (`SystemName`): the checkpoint, or `<checkpoint>+abl-…`.
+    public var system: String
+    public var checkpoint: String
+    /// The abliteration, or nil for the original model (written as null).
+    public var settings: AbliterationSetting?
+    /// The user's prompt text.
+    public var prompt: String
+    public var response: String
+    /// Number of generated tokens (including a final end-of-turn token).
+    public var tokens: Int
+    /// "eos" or "length".
+    public var finishReason: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, label, system, checkpoint, settings, prompt, response, tokens
+        case finishReason = "finish_reason"
+    }
+
+    public init(id: String, label: String, system: String, checkpoint: String, settings: AbliterationSetting?,
+                prompt: String, response: String, tokens: Int, finishReason: String) {
+        self.id = id; self.label = label; self.system = system; self.checkpoint = checkpoint; self.settings = settings
+        self.prompt = prompt; self.response = response; self.tokens = tokens; self.finishReason = finishReason
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(label, forKey: .label); try c.encode(system, forKey: .system)
+        try c.encode(checkpoint, forKey: .checkpoint)
+        if let settings { try c.encode(settings, forKey: .settings) } else { try c.encodeNil(forKey: .settings) }
+        try c.encode(prompt, forKey: .prompt); try c.encode(response, forKey: .response)
+        try c.encode(tokens, forKey: .tokens); try c.encode(finishReason, forKey: .finishReason)
+    }
+
+    /// One JSON line (sorted keys, so files are byte-comparable), with the trailing newline.
+    public func jsonLine() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var d = try e.encode(self)
+        d.append(0x0A)
+        return d
+    }
+}
+
+/// What `GenerationRun.run` did.
+public struct GenerationSummary: Sendable, Equatable {
+    public var path: String
+    /// Prompts already answered in the file (skipped).
+    public var skipped: Int
+    /// Prompts answered now.
+    public var written: Int
+    /// Bytes of a torn last line that were discarded.
+    public var discardedBytes: Int
+}
+
+/// Generates answers of one system for a prompt set into a resumable JSONL file.
+public enum GenerationRun {
+    static let log = AblabLog.logger("generate")
+
+    /// `<run>/generations/<sanitised system>.jsonl`.
+    public static func path(run: String, system: String) -> String {
+        URL(fileURLWithPath: run).appendingPathComponent("generations")
+            .appendingPathComponent(SafeFiles.sanitize(system) + ".jsonl").path
+    }
+
+    /// Like `run(model:prompts:system:setting:direction:options:out:)`, writing into the run folder's
+    /// `generations/<sanitised system>.jsonl`.
+    @discardableResult
+    public static func run(model: ChatModel, prompts: [Prompt], system: String, setting: AbliterationSetting?,
+                           direction: [Float]?, options: GenerationOptions, runDirectory: String,
+                           progress: Bool = true) throws -> GenerationSummary {
+        try run(model: model, prompts: prompts, system: system, setting: setting, direction: direction,
+                options: options, out: path(run: runDirectory, system: system), progress: progress)
+    }
+
+    /// Answers every prompt not yet in `out` and appends one line per prompt, in prompt order, each
+    /// written and flushed to disk as soon as it and all earlier prompts are done. With `direction`, the
+    /// direction is ablated at inference time with `setting.alpha` (1 without a setting); without it the
+    /// model is used as loaded (the original, or an exported orthogonalized model named by `setting`).
+    /// Rerun after an interruption, it skips ids already present and discards a torn last line; a line of
+    /// another system, or a corrupt line before the last, is an error.
+    @discardableResult
+    public static func run(model: ChatModel, prompts: [Prompt], system: String, setting: AbliterationSetting?,
+                           direction: [Float]?, options: GenerationOptions, out: String,
+                           progress: Bool = true) throws -> GenerationSummary {
+        let checkpoint = try setting?.checkpoint ?? SystemName.parse(system).checkpoint
+        var hooks = HookSet()
+        if let direction {
+            let unit = try UnitDirection(direction)
+            try unit.check(dModel: model.config.dModel, source: model.path)
+            hooks = try Ablation.hooks(direction: direction, alpha: Float(setting?.alpha ?? 1), nLayers: model.config.nLayers)
+        }
+        var seen = Set<String>()
+        for p in prompts where !seen.insert(p.id).inserted {
+            throw AbliterationError(file: out, key: p.id, "prompt id appears twice in the prompt set")
+        }
+        let (done, discarded) = try readExisting(out, system: system)
+        let todo = prompts.filter { !done.contains($0.id) }
+        var summary = GenerationSummary(path: out, skipped: prompts.count - todo.count, written: 0, discardedBytes: discarded)
+        if discarded > 0 { log.warning("\(out): discarded a torn last line (\(discarded) bytes)") }
+        guard !todo.isEmpty else { return summary }
+
+        let handle = try openForAppend(out)
+        defer { try? handle.close() }
+        let encoded = todo.map { model.encodeChat(user: $0.text) }
+        let bar = Progress("generate \(system)", total: todo.count, enabled: progress)
+        var pending: [Int: GenerationResult] = [:]
+        var nextToWrite = 0
+        var writeError: Error?
+        let gen = Generator(model: model.transformer)
+        _ = try gen.generate(prompts: encoded, options: options, hooks: hooks) { i, r in
+            guard writeError == nil else { return }
+            pending[i] = r
+            while let r = pending.removeValue(forKey: nextToWrite) {
+                let p = todo[nextToWrite]
+                let rec = GenerationRecord(id: p.id, label: p.label, system: system, checkpoint: checkpoint, settings: setting,
+                                           prompt: p.text, response: model.decode(r.tokens), tokens: r.tokens.count,
+                                           finishReason: r.finishReason.rawValue)
+                do {
+                    try handle.write(contentsOf: try rec.jsonLine())
+                    try handle.synchronize()
+                } catch {
+                    writeError = IOError(path: out, "cannot append a generation (full disk?): \(error.localizedDescription)")
+                    return
+                }
+                nextToWrite += 1
+                summary.written += 1
+                bar.advance()
+            }
+        }
+        bar.finish()
+        if let writeError { throw writeError }
+        return summary
+    }
+
+    /// Ids of complete lines already in `path` (all must belong to `system`); truncates a torn last line.
+    static func readExisting(_ path: String, system: String) throws -> (Set<String>, Int) {
+        guard FileManager.default.fileExists(atPath: path) else { return ([], 0) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IOError(path: path, "cannot read the existing generations file")
+        }
+        var ids = Set<String>()
+        var goodEnd = 0
+        var lineNo = 0
+        var start = data.startIndex
+        let dec = JSONDecoder()
+        while start < data.endIndex {
+            lineNo += 1
+            let nl = data[start...].firstIndex(of: 0x0A)
+            let end = nl ?? data.endIndex
+            let line = data[start..<end]
+            let isLast = nl == nil || nl! + 1 == data.endIndex
+            let rec: GenerationRecord?
+            if nl == nil { rec = nil } else if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
+                start = end + 1; goodEnd = start - data.startIndex; continue
+            } else { rec = try? dec.decode(GenerationRecord.self, from: line) }
+            guard let rec else {
+                if isLast { break }
+                throw InputError(file: path, line: lineNo, "not a generation record; fix or delete the file and rerun")
+            }
+            guard rec.system == system else {
+                throw InputError(file: path, line: lineNo, key: "system",
+                                 "holds answers of \"\(rec.system)\", not \"\(system)\"; use another output file")
+            }
+            ids.insert(rec.id)
+            start = end + 1
+            goodEnd = start - data.startIndex
+        }
+        let discarded = data.count - goodEnd
+        if discarded > 0 {
+            guard truncate(path, off_t(goodEnd)) == 0 else {
+                throw IOError(path: path, "cannot discard the torn last line: \(String(cString: strerror(errno)))")
+            }
+        }
+        return (ids, discarded)
+    }
+
+    static func openForAppend(_ path: String) throws -> FileHandle {
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try SafeFiles.createDirectory(dir)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw IOError(path: path, "cannot create the generations file (read-only folder?)")
+            }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw IOError(path: path, "cannot open for appending") }
+        do { try h.seekToEnd() } catch { throw IOError(path: path, "cannot seek to the end: \(error.localizedDescription)") }
+        return h
+    }
+}

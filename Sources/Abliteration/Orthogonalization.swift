@@ -1,0 +1,124 @@
+import Foundation
+import AblabCore
+import ModelRuntime
+
+/// Weight orthogonalization W ← W − α r̂ r̂ᵀ W of every matrix that writes into the residual stream:
+/// the token embedding rows, each block's attention output projection and MLP down projection.
+/// See `Ablation` for why this equals inference-time ablation with the same α.
+///
+/// Layouts (row-major, PyTorch order = reversed GGUF dims):
+/// - `token_embd.weight` [vocab, dModel]: each embedding row e ← e − α (e·r̂) r̂.
+/// - `blk.l.attn_output.weight` [dModel, qDim] and `blk.l.ffn_down.weight` [dModel, ffnDim]: the row index
+///   is the output (residual) coordinate, so W ← W − α r̂ (r̂ᵀ W) mixes rows: v = Σ_i r̂_i W[i,:], then
+///   W[i,:] −= α r̂_i v.
+public enum Orthogonalization {
+    /// Every row e of `rows` [n, d] becomes e − α (e·r̂) r̂.
+    public static func projectRows(_ rows: UnsafeMutablePointer<Float>, count n: Int, unit: UnitDirection, alpha: Float) {
+        let d = unit.count
+        let u = UnsafePointer(unit.buffer.p)
+        for i in 0..<n { Kernels.projectOut(rows + i * d, u, d, alpha) }
+    }
+
+    /// W [d, cols] (d = the residual width, the output index) becomes W − α r̂ (r̂ᵀ W).
+    public static func projectOutputIndex(_ w: UnsafeMutablePointer<Float>, cols: Int, unit: UnitDirection, alpha: Float) {
+        let d = unit.count
+        let u = unit.buffer.p
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: max(cols, 1))   // r̂ᵀ W, [cols]
+        defer { v.deallocate() }
+        v.initialize(repeating: 0, count: cols)
+        for i in 0..<d { Kernels.axpy(u[i], UnsafePointer(w + i * cols), v, cols) }
+        for i in 0..<d { Kernels.axpy(-alpha * u[i], UnsafePointer(v), w + i * cols, cols) }
+    }
+
+    /// Edits a loaded model's weights in place. Refuses tied-embedding models: their output head shares
+    /// the embedding's memory and must stay the original (export a GGUF with `export` instead).
+    public static func apply(to model: Transformer, direction: [Float], alpha: Float) throws {
+        let c = model.config
+        let unit = try UnitDirection(direction)
+        try unit.check(dModel: c.dModel, source: model.source)
+        guard !c.tiedEmbeddings else {
+            throw AbliterationError(file: model.source, key: "output.weight",
+                                    "the model ties its output head to the embedding, which must stay unedited; use Orthogonalization.export to write an untied copy")
+        }
+        let w = model.weights
+        projectRows(w.embed, count: c.vocab, unit: unit, alpha: alpha)
+        for l in w.layers {
+            projectOutputIndex(l.wo, cols: c.qDim, unit: unit, alpha: alpha)
+            projectOutputIndex(l.wDown, cols: c.ffnDim, unit: unit, alpha: alpha)
+        }
+    }
+
+    /// Writes `source` (a llama.cpp GGUF of a llama / qwen2 model) to `path` with the residual-writing
+    /// matrices orthogonalized. Edited tensors are stored as `type` (.f32 or .f16); every other tensor
+    /// and all metadata are copied unchanged. A tied model gets an explicit `output.weight` holding the
+    /// original embedding bytes, so the exported model's output head is unedited (and llama.cpp reads it).
+    /// Adds `ablab.abliteration.*` metadata describing the edit. Returns the names of edited tensors.
+    @discardableResult
+    public static func export(source: String, direction: [Float], alpha: Float, setting: AbliterationSetting? = nil,
+                              type: GGMLType = .f32, to path: String) throws -> [String] {
+        guard type == .f32 || type == .f16 else {
+            throw AbliterationError(file: path, key: "type", "edited tensors can be written as F32 or F16, not \(type)")
+        }
+        guard URL(fileURLWithPath: source).standardizedFileURL.path != URL(fileURLWithPath: path).standardizedFileURL.path else {
+            throw AbliterationError(file: path, "the output would overwrite the source model; choose another --out")
+        }
+        let f = try GGUFFile(path: source)
+        guard let arch = f.architecture else {
+            throw AbliterationError(file: source, key: "general.architecture", "missing; is this a llama.cpp model file?")
+        }
+        guard let nLayers = f.int(arch + ".block_count"), nLayers > 0, nLayers <= 1024 else {
+            throw AbliterationError(file: source, key: arch + ".block_count", "missing or out of range")
+        }
+        let unit = try UnitDirection(direction)
+        let d = unit.count
+        guard let embed = f.tensorInfo("token_embd.weight") else {
+            throw AbliterationError(file: source, key: "token_embd.weight", "tensor missing; is this a llama / qwen2 model?")
+        }
+        func matrix(_ name: String) throws -> GGUFTensorInfo {
+            guard let t = f.tensorInfo(name) else {
+                throw AbliterationError(file: source, key: name, "tensor missing; is this a llama / qwen2 model?")
+            }
+            guard t.shape.count == 2, t.shape[0] == d else {
+                throw AbliterationError(file: source, key: name,
+                                        "has shape \(t.shape) but a matrix writing into a \(d)-wide residual stream needs [\(d), n]; is the direction from this model?")
+            }
+            return t
+        }
+        guard embed.shape.count == 2, embed.shape[1] == d else {
+            throw AbliterationError(file: source, key: "token_embd.weight",
+                                    "has shape \(embed.shape) but the direction has \(d) values; use a direction from this model")
+        }
+        var replacing: [String: (dims: [Int], type: GGMLType, data: [Float])] = [:]
+        var e = try f.dequantize(embed)   // [vocab, d]
+        e.withUnsafeMutableBufferPointer { projectRows($0.baseAddress!, count: embed.shape[0], unit: unit, alpha: alpha) }
+        replacing[embed.name] = (embed.dims, type, e)
+        for l in 0..<nLayers {
+            for name in ["blk.\(l).attn_output.weight", "blk.\(l).ffn_down.weight"] {
+                let t = try matrix(name)
+                var w = try f.dequantize(t)   // [d, cols]
+                w.withUnsafeMutableBufferPointer { projectOutputIndex($0.baseAddress!, cols: t.shape[1], unit: unit, alpha: alpha) }
+                replacing[name] = (t.dims, type, w)
+            }
+        }
+        var extra: [String: GGUFValue] = [
+            "ablab.abliteration.alpha": .float32(alpha),
+            "ablab.abliteration.direction": .array(.float32, unit.values.map { .float32($0) }),
+            "ablab.abliteration.direction_norm": .float32(unit.norm),
+        ]
+        if let s = setting {
+            extra["ablab.abliteration.system"] = .string(s.systemName)
+            extra["ablab.abliteration.checkpoint"] = .string(s.checkpoint)
+            extra["ablab.abliteration.method"] = .string(s.method.rawValue)
+            extra["ablab.abliteration.layer"] = .int32(Int32(clamping: s.layer))
+            extra["ablab.abliteration.position"] = .int32(Int32(clamping: s.position))
+        }
+        var writer = try GGUFWriter.copy(from: f, replacing: replacing, extraMetadata: extra)
+        if f.tensorInfo("output.weight") == nil {
+            // Tied: the output head reads the residual stream and must stay the original embedding.
+            let raw = try f.rawData(embed)
+            try writer.addRawTensor(name: "output.weight", dims: embed.dims, type: embed.type, bytes: Array(raw))
+        }
+        try writer.write(to: path)
+        return replacing.keys.sorted()
+    }
+}

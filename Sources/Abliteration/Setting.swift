@@ -1,0 +1,96 @@
+import Foundation
+import AblabCore
+
+/// Errors of the abliteration stage: one sentence naming the file (or setting) and what to do.
+public struct AbliterationError: AblabError {
+    public var file: String
+    public var key: String?
+    public var message: String
+    public init(file: String, key: String? = nil, _ message: String) {
+        self.file = file; self.key = key; self.message = message
+    }
+    public var description: String {
+        if let key { return "\(file) [\(key)]: \(message)" }
+        return "\(file): \(message)"
+    }
+    public var exitCode: Int32 { ExitCode.badInput }
+}
+
+/// How the refusal direction was obtained from the cached activations.
+public enum DirectionMethod: String, Sendable, CaseIterable, Codable {
+    /// mean(harmful) − mean(harmless) at one layer and position.
+    case meanDiff = "mean-diff"
+    /// The first principal component of the pooled activations (sign: towards harmful).
+    case pc1
+}
+
+/// One abliteration of one checkpoint: which direction (method, layer, position) and how strongly it is
+/// removed (`alpha`: 0 = unchanged, 1 = full projection, other values scale the removed component).
+///
+/// System names: the original model is named by its checkpoint, the abliterated one
+/// `<checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>`, e.g.
+/// `SmolLM2-135M+abl-mean-diff-L12-p-1-a0.5` (alpha printed as 1, 0.25, 1.5).
+public struct AbliterationSetting: Sendable, Hashable, Codable {
+    public var checkpoint: String
+    public var method: DirectionMethod
+    public var layer: Int
+    /// Position relative to the end of the prompt (negative) or absolute (non-negative), as recorded.
+    public var position: Int
+    public var alpha: Double
+
+    public init(checkpoint: String, method: DirectionMethod = .meanDiff, layer: Int, position: Int, alpha: Double = 1) {
+        self.checkpoint = checkpoint; self.method = method; self.layer = layer; self.position = position; self.alpha = alpha
+    }
+
+    /// `<checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>`.
+    public var systemName: String {
+        "\(checkpoint)\(SystemName.marker)\(method.rawValue)-L\(layer)-p\(position)-a\(SystemName.formatAlpha(alpha))"
+    }
+
+    /// The system name made safe as a file name (`SafeFiles.sanitize`).
+    public var fileName: String { SafeFiles.sanitize(systemName) }
+}
+
+/// The study's names for evaluated systems: an original checkpoint, or a checkpoint with an abliteration.
+public enum SystemName {
+    static let marker = "+abl-"
+
+    /// Shortest decimal that reads back as the same Double, without a trailing ".0": 1, 0.25, 1.5, -0.5.
+    public static func formatAlpha(_ a: Double) -> String {
+        if a == a.rounded(), abs(a) < 1e15 { return String(Int64(a)) }
+        return "\(a)"
+    }
+
+    /// Name of a system: the checkpoint itself, or its abliterated variant.
+    public static func format(checkpoint: String, setting: AbliterationSetting?) -> String {
+        setting?.systemName ?? checkpoint
+    }
+
+    /// Splits a system name into its checkpoint and (when abliterated) setting.
+    /// Throws when the name carries the abliteration marker but the rest does not parse.
+    public static func parse(_ name: String) throws -> (checkpoint: String, setting: AbliterationSetting?) {
+        guard let m = name.range(of: marker, options: .backwards) else { return (name, nil) }
+        let checkpoint = String(name[..<m.lowerBound])
+        var rest = Substring(name[m.upperBound...])
+        func bad(_ what: String) -> AbliterationError {
+            AbliterationError(file: "system name \"\(name)\"", "\(what); expected <checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>")
+        }
+        guard !checkpoint.isEmpty else { throw bad("the checkpoint is empty") }
+        // From the end: -a<alpha>, -p<position> (may be negative), -L<layer>; what is left is the method.
+        guard let a = rest.range(of: "-a", options: .backwards) else { throw bad("no -a<alpha>") }
+        guard let alpha = Double(rest[a.upperBound...]), alpha.isFinite else { throw bad("alpha is not a number") }
+        rest = rest[..<a.lowerBound]
+        guard let p = rest.range(of: "-p", options: .backwards), let position = Int(rest[p.upperBound...]) else {
+            throw bad("no -p<position>")
+        }
+        rest = rest[..<p.lowerBound]
+        guard let l = rest.range(of: "-L", options: .backwards), let layer = Int(rest[l.upperBound...]), layer >= 0 else {
+            throw bad("no -L<layer>")
+        }
+        rest = rest[..<l.lowerBound]
+        guard let method = DirectionMethod(rawValue: String(rest)) else {
+            throw bad("unknown method \"\(rest)\" (\(DirectionMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return (checkpoint, AbliterationSetting(checkpoint: checkpoint, method: method, layer: layer, position: position, alpha: alpha))
+    }
+}
