@@ -31,8 +31,8 @@ public struct InputError: AblabError {
     public var description: String {
         var loc = file
         if let line { loc += ":\(line)" }
-        if let key { loc += " [\(key)]" }
-        return "\(loc): \(message)"
+        if let key { loc += " [\(AblabText.printable(key))]" }
+        return "\(loc): \(AblabText.oneLine(message))"
     }
     public var exitCode: Int32 { ExitCode.badInput }
 }
@@ -44,4 +44,36 @@ public struct IOError: AblabError {
     public init(path: String, _ message: String) { self.path = path; self.message = message }
     public var description: String { "\(path): \(message)" }
     public var exitCode: Int32 { ExitCode.io }
+}
+
+/// Text from a damaged or hostile file made fit for a one-line error message.
+public enum AblabText {
+    /// `s` with control characters, invalid text and other non-printing scalars escaped (`\n`, `\u{0}`)
+    /// and cut to `limit` characters (with "…"), so an error stays one readable line.
+    public static func printable(_ s: String, limit: Int = 80) -> String {
+        var out = ""
+        var n = 0
+        for u in s.unicodeScalars {
+            if n >= limit { out += "…"; break }
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.properties.generalCategory == .control || u.properties.generalCategory == .format
+                    || u.properties.generalCategory == .lineSeparator || u.properties.generalCategory == .paragraphSeparator
+                    || u.properties.generalCategory == .unassigned || u.properties.generalCategory == .surrogate
+                    || u.value == 0xFFFD {
+                    out += "\\u{\(String(u.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+            n += 1
+        }
+        return out
+    }
+
+    /// `s` with control characters escaped but not shortened.
+    public static func oneLine(_ s: String) -> String { printable(s, limit: Int.max) }
 }

@@ -56,12 +56,12 @@ public enum Mutator {
 
     static func interesting(_ kind: IntField.Kind, width: Int, fileSize: Int, _ rng: inout SplitMix64) -> UInt64 {
         let max: UInt64 = width == 4 ? UInt64(UInt32.max) : UInt64.max
-        var options: [UInt64] = [0, 1, 2, 3, 7, 255, 256, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, max, max - 1,
-                                 UInt64(fileSize), UInt64(fileSize) + 1, UInt64(fileSize) / 2, UInt64(fileSize) * 8,
+        var options: [UInt64] = [0, 1, 2, 3, 7, 255, 256, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, max, max &- 1,
+                                 UInt64(fileSize), UInt64(fileSize) &+ 1, UInt64(fileSize) / 2, UInt64(fileSize) &* 8,
                                  1 << 32, 1 << 40, 1 << 62, 1 << 63, (1 << 63) - 1, rng.next()]
         if kind == .type { options += (0...40).map(UInt64.init) + [1000, 0xFFFF] }
         if kind == .dim || kind == .count { options += [16, 32, 64, 1 << 20, 1 << 31, 3 << 30] }
-        if kind == .offset { options += [32, 64, 96, UInt64(fileSize) - 32, UInt64(fileSize) &- 1] }
+        if kind == .offset { options += [32, 64, 96, UInt64(fileSize) &- 32, UInt64(fileSize) &- 1] }
         let v = options[rng.below(options.count)]
         return width == 4 ? v & 0xFFFF_FFFF : v
     }

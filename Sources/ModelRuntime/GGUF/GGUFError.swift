@@ -34,36 +34,40 @@ public enum GGUFError: AblabError, Equatable {
     /// Writing a GGUF file failed.
     case writeFailed(file: String, message: String)
 
-    public var description: String {
+    public var description: String { AblabText.oneLine(message) }
+
+    private var message: String {
+        // names read from a damaged file can hold any bytes: show them escaped and shortened
+        func p(_ s: String) -> String { AblabText.printable(s) }
         switch self {
         case let .cannotOpen(f, r):
             return "\(f): cannot open this GGUF file (\(r)); check the path and permissions."
         case let .truncated(f, what):
-            return "\(f): the file ends early while reading \(what); the download is probably incomplete, fetch the model again."
+            return "\(f): the file ends early while reading \(AblabText.printable(what, limit: 160)); the download is probably incomplete, fetch the model again."
         case let .badMagic(f):
             return "\(f): not a GGUF file (wrong magic bytes); pass a .gguf model file."
         case let .unsupportedVersion(f, v):
             return "\(f): GGUF version \(v) is not supported (only 2 and 3); convert the model with a current llama.cpp."
         case let .unknownValueType(f, k, t):
-            return "\(f) [\(k)]: unknown metadata value type \(t); the file is corrupt or from a newer GGUF revision."
+            return "\(f) [\(p(k))]: unknown metadata value type \(t); the file is corrupt or from a newer GGUF revision."
         case let .unsupportedTensorType(f, t, id):
-            return "\(f) [tensor \(t)]: unknown ggml tensor type id \(id); use a model quantized to a standard type (F32, F16, BF16, Q4_0…Q8_0, Q4_K…Q6_K)."
+            return "\(f) [tensor \(p(t))]: unknown ggml tensor type id \(id); use a model quantized to a standard type (F32, F16, BF16, Q4_0…Q8_0, Q4_K…Q6_K)."
         case let .absurdCount(f, what, n):
-            return "\(f): \(what) is \(n), more than the file size allows; the file is corrupt."
+            return "\(f): \(AblabText.printable(what, limit: 160)) is \(n), more than the file size allows; the file is corrupt."
         case let .tensorOutOfBounds(f, t):
-            return "\(f) [tensor \(t)]: the tensor's data lies outside the file; the file is truncated or corrupt, fetch it again."
+            return "\(f) [tensor \(p(t))]: the tensor's data lies outside the file; the file is truncated or corrupt, fetch it again."
         case let .invalid(f, item, m):
-            return "\(f) [\(item)]: \(m); the file is corrupt or not a model file."
+            return "\(f) [\(p(item))]: \(m); the file is corrupt or not a model file."
         case let .missingKey(f, k):
-            return "\(f) [\(k)]: required metadata key is missing; this model's architecture is probably not supported."
+            return "\(f) [\(p(k))]: required metadata key is missing; this model's architecture is probably not supported."
         case let .wrongKeyType(f, k, e, found):
-            return "\(f) [\(k)]: metadata value is \(found) but \(e) is required; the file is corrupt or not supported."
+            return "\(f) [\(p(k))]: metadata value is \(found) but \(e) is required; the file is corrupt or not supported."
         case let .missingTensor(f, t):
-            return "\(f) [tensor \(t)]: no such tensor; this model's architecture or layout is probably not supported."
+            return "\(f) [tensor \(p(t))]: no such tensor; this model's architecture or layout is probably not supported."
         case let .cannotDequantize(f, t, ty):
-            return "\(f) [tensor \(t)]: tensor type \(ty) cannot be dequantized by ablab; re-quantize the model to a supported type (F32, F16, BF16, Q4_0…Q8_0, Q4_K…Q6_K)."
+            return "\(f) [tensor \(p(t))]: tensor type \(ty) cannot be dequantized by ablab; re-quantize the model to a supported type (F32, F16, BF16, Q4_0…Q8_0, Q4_K…Q6_K)."
         case let .badRequest(f, t, m):
-            return "\(f) [tensor \(t)]: \(m)."
+            return "\(f) [tensor \(p(t))]: \(m)."
         case let .writeFailed(f, m):
             return "\(f): cannot write the GGUF file (\(m)); check free disk space and permissions."
         }

@@ -99,7 +99,7 @@ public struct BPETokenizer: Sendable {
         var added = addedTokens
         for a in added where a.id < 0 || Int(a.id) >= tokens.count {
             throw InputError(file: source, key: "added_tokens",
-                             "added token \(a.content) has id \(a.id), outside the vocabulary of \(tokens.count) tokens")
+                             "added token \(AblabText.printable(a.content)) has id \(a.id), outside the vocabulary of \(tokens.count) tokens")
         }
         // Added tokens decode to their own text.
         for a in added { bytes[Int(a.id)] = Array(a.content.utf8) }
@@ -119,7 +119,7 @@ public struct BPETokenizer: Sendable {
         for (rank, (a, b)) in mergeList.enumerated() {
             guard let ia = vocab[a], let ib = vocab[b], let ir = vocab[a + b] else {
                 throw InputError(file: source, key: "merges",
-                                 "merge \(rank) (\"\(a) \(b)\") uses a token missing from the vocabulary; the tokenizer is corrupt")
+                                 "merge \(rank) (\"\(AblabText.printable(a + " " + b))\") uses a token missing from the vocabulary; the tokenizer is corrupt")
             }
             let key = UInt64(UInt32(bitPattern: ia)) << 32 | UInt64(UInt32(bitPattern: ib))
             if m[key] == nil { m[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: ir)) }

@@ -12,7 +12,7 @@ extension BPETokenizer {
         let model = f.string("tokenizer.ggml.model")
         guard model == "gpt2" else {
             throw InputError(file: f.path, key: "tokenizer.ggml.model",
-                             "tokenizer \(model ?? "(none)") is not supported; only byte-level BPE (gpt2) models are")
+                             "tokenizer \(AblabText.printable(model ?? "(none)")) is not supported; only byte-level BPE (gpt2) models are")
         }
         let tokens = try f.requireStringArray("tokenizer.ggml.tokens")
         let mergeStrings = try f.requireStringArray("tokenizer.ggml.merges")
@@ -21,7 +21,7 @@ extension BPETokenizer {
         for (k, m) in mergeStrings.enumerated() {
             guard let sp = m.firstIndex(of: " ") else {
                 throw InputError(file: f.path, key: "tokenizer.ggml.merges",
-                                 "merge \(k) (\"\(m)\") is not two tokens separated by a space; the file is corrupt")
+                                 "merge \(k) (\"\(AblabText.printable(m))\") is not two tokens separated by a space; the file is corrupt")
             }
             merges.append((String(m[..<sp]), String(m[m.index(after: sp)...])))
         }
@@ -40,7 +40,7 @@ extension BPETokenizer {
         let pre = f.string("tokenizer.ggml.pre") ?? "default"
         guard let steps = PreTokenizerStep.steps(forGGUFPre: pre) else {
             throw InputError(file: f.path, key: "tokenizer.ggml.pre",
-                             "pre-tokenizer \(pre) is not implemented (supported: gpt2, smollm/starcoder, qwen2, llama3 families)")
+                             "pre-tokenizer \(AblabText.printable(pre)) is not implemented (supported: gpt2, smollm/starcoder, qwen2, llama3 families)")
         }
         let normalizer: TokenizerNormalizer = (pre == "qwen2" || pre == "deepseek-r1-qwen") ? .nfc : .none
         func id(_ key: String) -> Int32? { f.int("tokenizer.ggml.\(key)").map { Int32(truncatingIfNeeded: $0) } }

@@ -46,7 +46,7 @@ extension BPETokenizer {
             throw InputError(file: source, key: "model", "no tokenizer model; expected a BPE model")
         }
         if let type = model["type"] as? String, type != "BPE" {
-            throw InputError(file: source, key: "model.type", "tokenizer model \(type) is not supported; only byte-level BPE is")
+            throw InputError(file: source, key: "model.type", "tokenizer model \(AblabText.printable(type)) is not supported; only byte-level BPE is")
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let v = model[key] as? String, !v.isEmpty {
@@ -61,12 +61,15 @@ extension BPETokenizer {
         }
         var addedTokens: [AddedToken] = []
         for (k, item) in ((doc["added_tokens"] as? [[String: Any]]) ?? []).enumerated() {
-            guard let id = (item["id"] as? NSNumber)?.int32Value, let content = item["content"] as? String else {
+            guard let n = item["id"] as? NSNumber, let content = item["content"] as? String else {
                 throw InputError(file: source, key: "added_tokens[\(k)]", "an added token needs an id and a content")
+            }
+            guard let id = Int32(exactly: n.doubleValue), id >= 0 else {
+                throw InputError(file: source, key: "added_tokens[\(k)]", "added token id \(n) is not a non-negative integer; the tokenizer file is corrupt")
             }
             if (item["lstrip"] as? Bool) == true || (item["rstrip"] as? Bool) == true || (item["single_word"] as? Bool) == true {
                 throw InputError(file: source, key: "added_tokens[\(k)]",
-                                 "added token \(content) uses lstrip/rstrip/single_word, which is not supported")
+                                 "added token \(AblabText.printable(content)) uses lstrip/rstrip/single_word, which is not supported")
             }
             addedTokens.append(AddedToken(id: id, content: content, special: (item["special"] as? Bool) ?? false))
         }
@@ -88,7 +91,7 @@ extension BPETokenizer {
         var tokens = [String](repeating: "", count: maxId + 1)
         for (t, v) in vocab {
             let id = (v as! NSNumber).intValue
-            guard id >= 0 else { throw InputError(file: source, key: "model.vocab", "negative token id for \(t)") }
+            guard id >= 0 else { throw InputError(file: source, key: "model.vocab", "negative token id for \(AblabText.printable(t))") }
             tokens[id] = t
         }
         for a in addedTokens where tokens[Int(a.id)].isEmpty { tokens[Int(a.id)] = a.content }
@@ -128,7 +131,7 @@ extension BPETokenizer {
             if parsed == [.nfc] { return .nfc }
             fallthrough
         default:
-            throw InputError(file: source, key: "normalizer", "normalizer \(type) is not supported (only NFC)")
+            throw InputError(file: source, key: "normalizer", "normalizer \(AblabText.printable(type)) is not supported (only NFC)")
         }
     }
 
@@ -155,18 +158,18 @@ extension BPETokenizer {
         case "Split":
             let behavior = (o["behavior"] as? String) ?? "Isolated"
             guard behavior == "Isolated", (o["invert"] as? Bool) != true else {
-                throw InputError(file: source, key: key, "Split with behavior \(behavior) / invert is not supported (only Isolated)")
+                throw InputError(file: source, key: key, "Split with behavior \(AblabText.printable(behavior)) / invert is not supported (only Isolated)")
             }
             guard let pattern = o["pattern"] as? [String: Any], let regex = pattern["Regex"] as? String else {
                 throw InputError(file: source, key: key, "Split needs a Regex pattern")
             }
             guard let step = PreTokenizerStep.knownSplitRegexes[regex] else {
                 throw InputError(file: source, key: key,
-                                 "Split regex \(regex) is not one this tokenizer implements (GPT-2, Qwen2, Llama 3)")
+                                 "Split regex \(AblabText.printable(regex)) is not one this tokenizer implements (GPT-2, Qwen2, Llama 3)")
             }
             return [step]
         default:
-            throw InputError(file: source, key: key, "pre-tokenizer \(type) is not supported")
+            throw InputError(file: source, key: key, "pre-tokenizer \(AblabText.printable(type)) is not supported")
         }
     }
 }
