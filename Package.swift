@@ -61,7 +61,6 @@ let package = Package(
         .testTarget(name: "StudyTests", dependencies: ["Study"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "ActivationCache", "Analysis"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
-        .testTarget(name: "AbliterationTests", dependencies: ["Abliteration"]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -69,7 +68,7 @@ let package = Package(
 // `make fuzz` only: the libFuzzer driver (ABLAB_LIBFUZZER=1; sanitizer flags would break ordinary builds).
 if ProcessInfo.processInfo.environment["ABLAB_LIBFUZZER"] == "1" {
     package.targets.append(.executableTarget(
-        name: "ablab-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver",
+        name: "ablab-fuzz", dependencies: ["FuzzTargets"], path: "Sources/AblabFuzzDriver",
         swiftSettings: [.unsafeFlags(["-parse-as-library"])],
         linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
 }

@@ -5,6 +5,7 @@ import ModelRuntime
 import ActivationCache
 import Recording
 import Analysis
+import Judging
 
 /// The stages of a study, in order. Data flows one way.
 public enum Stage: String, CaseIterable, Sendable {
@@ -141,9 +142,14 @@ public final class Pipeline {
 
 /// Where each stage's implementation lives; stages register in `StageRegistry.implementations`.
 public enum StageRegistry {
+    /// The `llm:<checkpoint>` judge: (pipeline, judge name, items) → judgments.
+    nonisolated(unsafe) public static var llmJudge: ((Pipeline, String, [JudgeItem]) throws -> [Judgment])? = nil
+
     public static let implementations: [Stage: @Sendable (Pipeline) throws -> Void] = [
         .record: { try $0.recordStage() },
         .analyze: { try $0.analyzeStage() },
+        .generate: { try $0.generateStage() },
+        .judge: { try $0.judgeStage() },
         .agree: { try $0.agreeStage() },
         .report: { try $0.reportStage() },
     ]

@@ -119,6 +119,16 @@ public enum StudyFile {
     }
 
     public static func parse(_ text: String, file: String) throws -> StudySpec {
+        // TOML allows no control characters but tab and line breaks; checking here also keeps NUL and
+        // other controls away from the C++ parser (toml++ aborts on some of them).
+        var lineNo = 1
+        for u in text.unicodeScalars {
+            if u == "\n" { lineNo += 1; continue }
+            if (u.value < 0x20 && u != "\t" && u != "\r") || u.value == 0x7F {
+                throw StudyError(file: file, line: lineNo, key: "(syntax)",
+                                 message: "control character U+\(String(format: "%04X", u.value)) is not allowed in TOML; remove it")
+            }
+        }
         let root: TOMLTable
         do { root = try TOMLTable(string: text) }
         catch let e as TOMLParseError {
