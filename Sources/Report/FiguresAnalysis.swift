@@ -334,19 +334,17 @@ public struct PCScatterData: Sendable {
 extension AnalysisFigures {
     /// Harmful (vermillion) vs harmless (blue) test prompts on PC1–PC2, one panel per (checkpoint, layer).
     public static func pcScatter(_ d: PCScatterData) -> Figure {
-        var f = panels(d.panels.count, maxColumns: 2, panelHeight: 215)
+        // Three layers per checkpoint: one row per checkpoint, no empty panels.
+        var f = panels(d.panels.count, maxColumns: 3, panelHeight: 200)
         for (i, p) in d.panels.enumerated() {
-            var ax = Axes(title: "\(p.checkpoint), layer \(p.layer)",
+            var ax = Axes(title: "\(p.checkpoint) · layer \(p.layer)",
                           xLabel: String(format: "PC1 (%.0f %%)", p.explained.0 * 100),
                           yLabel: String(format: "PC2 (%.0f %%)", p.explained.1 * 100))
             let size = p.harmful.count + p.harmless.count > 120 ? 2.6 : 3.5
             ax.scatter(x: p.harmful.map(\.0), y: p.harmful.map(\.1), label: "harmful", color: Color(hex: 0xD55E00), alpha: 0.7, size: size)
             ax.scatter(x: p.harmless.map(\.0), y: p.harmless.map(\.1), label: "harmless", color: Color(hex: 0x0072B2), alpha: 0.7, size: size, marker: .square)
-            // one legend for the figure: inside the first panel when a corner is free, else in the caption only
+            // One legend for the figure, in the first panel (a free corner, else beside it).
             ax.legend = i == 0 ? .auto : .none
-            if i == 0 && d.panels.count > 1 {
-                ax.legend = .none
-            }
             f.axes[i] = ax
         }
         return f
