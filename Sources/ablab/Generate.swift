@@ -15,7 +15,7 @@ struct DirectionOptions: ParsableArguments {
     @Option(name: .customLong("cache-checkpoint"), help: "The checkpoint name in the run's activation cache (default: the model file's name).")
     var cacheCheckpoint: String?
     @Option(name: .long, help: "The layer the direction was taken at (resid_pre index).") var layer: Int?
-    @Option(name: .long, help: "The position the direction was taken at (e.g. -1).") var position: Int?
+    @Option(name: .long, parsing: .unconditional, help: "The position the direction was taken at (e.g. -1).") var position: Int?
     @Option(name: .long, help: "How the direction was found: mean-diff or pc1.") var method: String = "mean-diff"
 
     var parsedMethod: DirectionMethod {
