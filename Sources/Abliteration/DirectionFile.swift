@@ -28,7 +28,7 @@ public enum DirectionFile {
             throw AbliterationError(file: file, key: "direction", "expected an array of numbers (or {\"direction\": [...]})")
         }
         return try nums.enumerated().map { i, x in
-            guard let n = x as? NSNumber, !(x is Bool) else {
+            guard let n = x as? NSNumber else {
                 throw AbliterationError(file: file, key: "direction[\(i)]", "is not a number")
             }
             return n.floatValue
