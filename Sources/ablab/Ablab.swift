@@ -18,7 +18,7 @@ struct Ablab: AsyncParsableCommand {
           run       all of the above from a study file (TOML)
         """,
         version: AblabVersion.string,
-        subcommands: [Inspect.self, Tokenize.self, Record.self, Merge.self, Agree.self]
+        subcommands: [Inspect.self, Tokenize.self, Record.self, Merge.self, JudgeCommand.self, Agree.self, Probe.self]
     )
 }
 
