@@ -17,7 +17,7 @@ public enum JudgeRun {
         for judge in judges {
             let pending = items.filter { !done.contains(key(judge.name, $0.system, $0.itemID)) }
             guard !pending.isEmpty else { continue }
-            let bar = Progress("judge \(judge.name)", total: pending.count, unit: "answers", enabled: progress)
+            let bar = AblabCore.Progress("judge \(judge.name)", total: pending.count, unit: "answers", enabled: progress)
             var start = 0
             while start < pending.count {
                 let part = Array(pending[start..<min(pending.count, start + max(1, chunk))])

@@ -148,7 +148,7 @@ struct Probe: AsyncParsableCommand {
                     let dir = try SelfJudgment.readDirection(file, width: m.config.dModel)
                     hooks = HookSet.directionAblation(direction: dir, layers: 0..<m.config.nLayers)
                 }
-                let bar = Progress("probe \(system)", total: lines.count, unit: "answers")
+                let bar = AblabCore.Progress("probe \(system)", total: lines.count, unit: "answers")
                 var start = 0
                 while start < lines.count {
                     let part = Array(lines[start..<min(lines.count, start + 32)])

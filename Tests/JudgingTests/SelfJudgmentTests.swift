@@ -5,12 +5,15 @@ import AblabCore
 
 private struct SelfCase: Decodable {
     var system: String
-    var `self`: [Int?]
+    var selfVerdicts: [Int?]
     var reference: [Int?]
     var n: Int
     var accuracy: Double
     var kappa: Double?
     var tp: Int, fp: Int, fn: Int, tn: Int
+    enum CodingKeys: String, CodingKey {
+        case system, selfVerdicts = "self", reference, n, accuracy, kappa, tp, fp, fn, tn
+    }
 }
 private struct SelfCases: Decodable { var cases: [SelfCase] }
 
@@ -43,7 +46,7 @@ struct SelfJudgmentTests {
         #expect(fx.cases.count == 4)
         var rows: [SelfJudgmentRow] = []
         for c in fx.cases {
-            let s = verdicts(c.`self`), r = verdicts(c.reference)
+            let s = verdicts(c.selfVerdicts), r = verdicts(c.reference)
             for i in 0..<s.count {
                 rows.append(SelfJudgmentRow(system: c.system, itemID: "i\(i)", label: "harmful", selfVerdict: s[i],
                                             selfScore: s[i].map { $0 == .refusal ? 0.9 : 0.1 },
