@@ -74,16 +74,40 @@ enum TestModels {
     }
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var loaded: [String: Transformer] = [:]
+    nonisolated(unsafe) private static var loaded: (key: String, model: Transformer)?
 
-    /// Loads once per test process (the models are big); callers run serialized suites.
-    static func load(_ path: String) throws -> Transformer {
+    /// Keeps the most recently used model loaded (they are big: Float32 weights); callers run serialized suites.
+    static func load(_ c: ModelCase) throws -> Transformer {
         lock.lock(); defer { lock.unlock() }
-        if let m = loaded[path] { return m }
-        let m = try Transformer.load(path: path)
-        loaded[path] = m
+        if let l = loaded, l.key == c.description { return l.model }
+        loaded = nil
+        let m = c.adjacentRope ? try Transformer.loadGGUF(path: c.path, keepGGUFRopeLayout: true) : try Transformer.load(path: c.path)
+        loaded = (c.description, m)
         return m
     }
+
+    /// Every model source present: the GGUF files (what `make test` has), and the HF folders written by
+    /// notebooks-scripts/fixtures_forward.py when they exist.
+    static var cases: [ModelCase] {
+        var out: [ModelCase] = []
+        for stem in [smol, qwen] {
+            if let g = ggufFile(stem) {
+                out.append(ModelCase(stem: stem, path: g, kind: "gguf", adjacentRope: false))
+                if stem == smol { out.append(ModelCase(stem: stem, path: g, kind: "gguf-adjacent-rope", adjacentRope: true)) }
+            }
+            if let h = hfFolder(stem) { out.append(ModelCase(stem: stem, path: h, kind: "hf", adjacentRope: false)) }
+        }
+        return out
+    }
+    static var smolGGUF: ModelCase? { cases.first { $0.stem == smol && $0.kind == "gguf" } }
+}
+
+struct ModelCase: CustomStringConvertible, Sendable {
+    let stem: String
+    let path: String
+    let kind: String
+    let adjacentRope: Bool
+    var description: String { "\(stem) (\(kind))" }
 }
 
 /// |a − b| / |b| (L2).

@@ -1,8 +1,67 @@
 import Foundation
 
+/// GGUF tensors as a `TensorSource`: PyTorch-order shapes (reversed GGUF dims), dequantized to Float32.
+struct GGUFTensorSource: TensorSource {
+    let file: GGUFFile
+    var location: String { file.path }
+    func has(_ name: String) -> Bool { file.tensorInfo(name) != nil }
+    func shape(of name: String) -> [Int]? { file.tensorInfo(name)?.shape }
+    func read(_ name: String, shape: [Int], into dst: UnsafeMutablePointer<Float>) throws {
+        guard let t = file.tensorInfo(name) else {
+            throw ModelError(file: file.path, tensor: name, "tensor missing from the GGUF file; is this the right architecture?")
+        }
+        guard t.shape == shape else {
+            throw ModelError(file: file.path, tensor: name, "has shape \(t.shape) (GGUF dims \(t.dims)) but the metadata implies \(shape)")
+        }
+        try file.dequantize(t, into: dst)
+    }
+}
+
+extension ModelConfig {
+    /// Reads the llama.cpp metadata keys of a GGUF file ("{arch}.block_count", …).
+    static func fromGGUF(_ f: GGUFFile) throws -> ModelConfig {
+        let archName = try f.requireString("general.architecture")
+        guard let arch = Architecture(rawValue: archName) else {
+            throw ModelError(file: f.path, tensor: nil, "general.architecture \"\(archName)\" is not supported (llama, qwen2)")
+        }
+        let p = archName + "."
+        if let scaling = f.string(p + "rope.scaling.type"), scaling != "none" {
+            throw ModelError(file: f.path, "\(p)rope.scaling.type \"\(scaling)\" is not supported (only unscaled RoPE)")
+        }
+        let d = try f.requireInt(p + "embedding_length")
+        let nH = try f.requireInt(p + "attention.head_count")
+        guard let embed = f.tensorInfo(WeightNames.gguf.name(.embed, 0)), embed.shape.count == 2 else {
+            throw ModelError(file: f.path, tensor: "token_embd.weight", "missing or not a matrix")
+        }
+        var eos: [Int] = []
+        if let e = f.int("tokenizer.ggml.eos_token_id") { eos.append(e) }
+        if let e = f.int("tokenizer.ggml.eot_token_id"), !eos.contains(e) { eos.append(e) }
+        let cfg = ModelConfig(
+            arch: arch, nLayers: try f.requireInt(p + "block_count"), dModel: d, nHeads: nH,
+            nKVHeads: f.int(p + "attention.head_count_kv") ?? nH,
+            headDim: f.int(p + "attention.key_length") ?? (nH > 0 ? d / nH : 0),
+            ffnDim: try f.requireInt(p + "feed_forward_length"), vocab: embed.shape[0],
+            ropeTheta: f.double(p + "rope.freq_base") ?? 10000,
+            rmsEps: Float(try f.requireDouble(p + "attention.layer_norm_rms_epsilon")),
+            tiedEmbeddings: f.tensorInfo(WeightNames.gguf.name(.output, 0)) == nil,
+            qkvBias: arch == .qwen2 || f.tensorInfo(WeightNames.gguf.name(.qBias, 0)) != nil,
+            ropeStyle: .neox, eosIds: eos.sorted(), bosId: f.int("tokenizer.ggml.bos_token_id"))
+        try cfg.validate(file: f.path)
+        return cfg
+    }
+}
+
 extension Transformer {
-    /// A llama.cpp GGUF file (not yet wired to the GGUF reader).
-    public static func loadGGUF(path: String) throws -> Transformer {
-        throw ModelError(file: path, "GGUF loading is not available in this build; convert the model to a Hugging Face folder")
+    /// A llama.cpp GGUF file; every tensor is dequantized to Float32 once.
+    /// LLaMA Q/K rows are un-permuted at load (see `Llama.unpermuteGGUFRows`), so RoPE is neox-style for
+    /// every source; `keepGGUFRopeLayout` instead keeps the GGUF rows and rotates adjacent pairs (the same
+    /// function, used by the tests to check both layouts).
+    public static func loadGGUF(path: String, keepGGUFRopeLayout: Bool = false) throws -> Transformer {
+        let f = try GGUFFile(path: path)
+        var config = try ModelConfig.fromGGUF(f)
+        let unpermute = config.arch == .llama && !keepGGUFRopeLayout
+        if config.arch == .llama && keepGGUFRopeLayout { config.ropeStyle = .adjacentPairs }
+        let weights = try ModelWeights.load(config: config, source: GGUFTensorSource(file: f), names: .gguf, unpermuteQK: unpermute)
+        return Transformer(config: config, weights: weights, source: path)
     }
 }
