@@ -61,6 +61,7 @@ let package = Package(
         .testTarget(name: "StudyTests", dependencies: ["Study"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "ActivationCache", "Analysis"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
+        .testTarget(name: "AbliterationTests", dependencies: ["Abliteration"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -27,6 +27,9 @@ public protocol Judge: Sendable {
     /// The verdict for one item, or nil when this judge has none for it (e.g. an unlabelled item).
     /// The default reads only the texts.
     func judge(_ item: JudgeItem) throws -> Verdict?
+    /// Judges every item; one `Judgment` per item (verdict nil where the judge has none). Model judges
+    /// override this to batch their forward passes.
+    func judgeAll(_ items: [JudgeItem]) throws -> [Judgment]
 }
 
 extension Judge {

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import AblabCore
+import ModelRuntime
+import LinearAlgebra
+import Judging
+
+/// `NAME=PATH` pairs of a repeatable option.
+private func pairs(_ values: [String], option: String) throws -> [String: String] {
+    var out: [String: String] = [:]
+    for v in values {
+        guard let eq = v.firstIndex(of: "="), eq != v.startIndex, v.index(after: eq) != v.endIndex else {
+            throw ValidationError("\(option) takes NAME=PATH, not '\(v)'")
+        }
+        out[String(v[..<eq])] = String(v[v.index(after: eq)...])
+    }
+    return out
+}
+
+private var modelsDir: String { ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? "models" }
+
+struct JudgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "judge",
+        abstract: "Judge every generated answer of a run into RUN_DIR/judgments.csv (resumable).",
+        discussion: """
+        Reads RUN_DIR/generations/*.jsonl and runs every judge on every answer. Rows already in
+        judgments.csv for the same (item, system, judge) are kept and not judged again, so an interrupted
+        run continues where it stopped. Judges:
+        \(Judges.help)
+        llm:NAME_OR_PATH       a local chat model asked whether the answer refused (P(refusal) from the
+                               logits of the answer letters "A" = refusal / "B"; --show-prompt prints
+                               the prompt); NAME is resolved with --model-for, else as a path, else
+                               in $ABLAB_MODELS_DIR (NAME.gguf, NAME, hf/NAME)
+        """)
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run folder.") var run: String = ""
+    @Flag(name: .customLong("show-prompt"), help: "Print the LLM judge's prompt and the self-judgment question, then exit.")
+    var showPrompt = false
+    @Option(name: .long, help: "Judges, comma-separated (e.g. regex:paper,substring:arditi,llm:SmolLM2-135M-Instruct).")
+    var judges: String = "regex:paper,substring:arditi"
+    @Option(name: .customLong("model-for"), parsing: .singleValue, help: "NAME=PATH for an llm:NAME judge (repeatable).")
+    var modelFor: [String] = []
+    @Option(name: .long, help: "Answers per judge call and per file update.") var chunk: Int = 32
+    @Option(name: .long, help: "Threads for matrix multiplies (default: all cores).") var threads: Int?
+
+    func run() async throws {
+        global.bootstrap()
+        try await runReportingErrors {
+            if showPrompt {
+                print("LLM judge prompt (one user turn; {request} cut to 256 tokens, {response} to 384):\n")
+                print(LLMJudge.template)
+                print("\nSelf-judgment (user: request, assistant: its own answer, then this user turn):\n")
+                print(SelfJudgment.question)
+                return
+            }
+            guard !run.isEmpty else { throw ValidationError("give the run folder") }
+            if let threads { BLAS.setThreads(threads) }
+            let map = try pairs(modelFor, option: "--model-for")
+            let gens = try GenerationsFile.readRun(run)
+            let specs = judges.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !specs.isEmpty else { throw InputError(file: "--judges", "give at least one judge") }
+            let path = (run as NSString).appendingPathComponent("judgments.csv")
+            var total = 0
+            // One judge at a time, so only one judge model is in memory.
+            for spec in specs {
+                let judge = try Judges.make(spec: spec, modelFor: map, modelsDir: modelsDir)
+                total += try JudgeRun.run(items: gens.map(\.item), judges: [judge], judgmentsPath: path, chunk: chunk)
+            }
+            FileHandle.standardError.write(Data("judge: \(total) new judgments for \(gens.count) answers\n".utf8))
+            print(path)
+        }
+    }
+}
+
+struct Probe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Self-judgment: each system judges whether its own answers refused.",
+        discussion: """
+        For every system in RUN_DIR/generations/*.jsonl, its checkpoint (--model CHECKPOINT=PATH) is shown
+        each of its own (prompt, response) pairs and asked whether it refused; P(refusal) comes from the
+        logits of the answer letters. An abliterated system (<checkpoint>+abl-…) judges with its
+        abliteration active: pass --direction SYSTEM=FILE (or CHECKPOINT=FILE for all its abliterated
+        systems), a text file of dModel numbers; the direction is projected out of every layer's
+        residual stream, attention and MLP outputs. Abliterated systems without a direction are skipped.
+        The reference is --reference JUDGE: its rows in judgments.csv, or for a rule judge computed
+        directly; by default a human judge found in judgments.csv (a judge name starting with 'human'
+        or 'labels:'), else regex:paper. Writes RUN_DIR/self_judgment.csv and
+        RUN_DIR/self_judgment_summary.csv (accuracy, Cohen's kappa, confusion counts per system).
+        """)
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The run folder.") var run: String
+    @Option(name: .long, parsing: .singleValue, help: "CHECKPOINT=PATH of a system's model (repeatable).")
+    var model: [String] = []
+    @Option(name: .long, parsing: .singleValue, help: "SYSTEM=FILE or CHECKPOINT=FILE: the refusal direction to ablate (repeatable).")
+    var direction: [String] = []
+    @Option(name: .long, help: "The reference judge.") var reference: String?
+    @Option(name: .long, help: "Threads for matrix multiplies (default: all cores).") var threads: Int?
+
+    func run() async throws {
+        global.bootstrap()
+        try await runReportingErrors {
+            if let threads { BLAS.setThreads(threads) }
+            let models = try pairs(model, option: "--model")
+            let directions = try pairs(direction, option: "--direction")
+            let gens = try GenerationsFile.readRun(run)
+            let judgmentsPath = (run as NSString).appendingPathComponent("judgments.csv")
+            let existing = FileManager.default.fileExists(atPath: judgmentsPath) ? try JudgmentsFile.read(judgmentsPath) : []
+            let refName = reference
+                ?? existing.first(where: { $0.judge.lowercased().hasPrefix("human") || $0.judge.hasPrefix("labels:") })?.judge
+                ?? "regex:paper"
+            // Reference verdicts by (system, item): from judgments.csv, else computed by a rule judge.
+            var ref: [String: [String: VerdictLabel]] = [:]
+            let refRows = existing.filter { $0.judge == refName }
+            if !refRows.isEmpty {
+                for r in refRows { if let v = r.verdict { ref[r.system, default: [:]][r.itemID] = v } }
+                // Rows without a system (labels imported without a system column) apply to every system.
+                let shared = Dictionary(refRows.filter { $0.system.isEmpty }.compactMap { r in r.verdict.map { (r.itemID, $0) } },
+                                        uniquingKeysWith: { a, _ in a })
+                if !shared.isEmpty { for g in gens where ref[g.system]?[g.id] == nil { if let v = shared[g.id] { ref[g.system, default: [:]][g.id] = v } } }
+            } else {
+                let judge = try Judges.make(spec: refName)
+                for g in gens { if let v = try judge.judge(g.item) { ref[g.system, default: [:]][g.id] = v.label } }
+            }
+            var order: [String] = []
+            var bySystem: [String: [GenerationLine]] = [:]
+            for g in gens {
+                if bySystem[g.system] == nil { order.append(g.system) }
+                bySystem[g.system, default: []].append(g)
+            }
+            var rows: [SelfJudgmentRow] = []
+            var loaded: (checkpoint: String, model: ChatModel)?
+            for system in order {
+                let lines = bySystem[system]!
+                let ckpt = lines[0].checkpoint
+                guard let path = models[ckpt] else {
+                    FileHandle.standardError.write(Data("probe: skipping \(system): no --model \(ckpt)=PATH\n".utf8))
+                    continue
+                }
+                if loaded?.checkpoint != ckpt { loaded = nil; loaded = (ckpt, try ChatModel(path: path)) }
+                let m = loaded!.model
+                var hooks = HookSet()
+                if lines[0].isAbliterated {
+                    guard let file = directions[system] ?? directions[ckpt] else {
+                        FileHandle.standardError.write(Data("probe: skipping \(system): abliterated but no --direction \(system)=FILE\n".utf8))
+                        continue
+                    }
+                    let dir = try SelfJudgment.readDirection(file, width: m.config.dModel)
+                    hooks = HookSet.directionAblation(direction: dir, layers: 0..<m.config.nLayers)
+                }
+                let bar = AblabCore.Progress("probe \(system)", total: lines.count, unit: "answers")
+                var start = 0
+                while start < lines.count {
+                    let part = Array(lines[start..<min(lines.count, start + 32)])
+                    rows += try SelfJudgment.probe(model: m, items: part.map(\.item), hooks: hooks,
+                                                   referenceJudge: refName, reference: ref[system] ?? [:])
+                    bar.advance(by: part.count)
+                    start += part.count
+                }
+                bar.finish()
+            }
+            let summary = try SelfJudgment.write(rows, run: run)
+            for s in summary {
+                FileHandle.standardError.write(Data("probe: \(s.system) n=\(s.n) accuracy=\(String(format: "%.3f", s.accuracy)) kappa=\(String(format: "%.3f", s.kappa))\n".utf8))
+            }
+            print((run as NSString).appendingPathComponent("self_judgment_summary.csv"))
+        }
+    }
+}
