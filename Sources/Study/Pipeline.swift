@@ -143,7 +143,16 @@ public final class Pipeline {
 /// Where each stage's implementation lives; stages register in `StageRegistry.implementations`.
 public enum StageRegistry {
     /// The `llm:<checkpoint>` judge: (pipeline, judge name, items) → judgments.
-    nonisolated(unsafe) public static var llmJudge: ((Pipeline, String, [JudgeItem]) throws -> [Judgment])? = nil
+    nonisolated(unsafe) public static var llmJudge: ((Pipeline, String, [JudgeItem]) throws -> [Judgment])? = { p, name, items in
+        let ckpt = String(name.dropFirst("llm:".count))
+        let path = p.spec.checkpoints.first(where: { $0.name == ckpt })?.model ?? ckpt
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StudyError(file: p.studyFile, line: nil, key: "judges.use",
+                             message: "judge '\(name)' names no checkpoint of the study and no model file")
+        }
+        let model = try ChatModel(path: path, systemPrompt: .modelDefault)
+        return try LLMJudge(model: model, checkpoint: ckpt).judgeAll(items)
+    }
 
     public static let implementations: [Stage: @Sendable (Pipeline) throws -> Void] = [
         .record: { try $0.recordStage() },
