@@ -337,14 +337,16 @@ extension AnalysisFigures {
         // Three layers per checkpoint: one row per checkpoint, no empty panels.
         var f = panels(d.panels.count, maxColumns: 3, panelHeight: 200)
         for (i, p) in d.panels.enumerated() {
-            var ax = Axes(title: "\(p.checkpoint) · layer \(p.layer)",
+            // Short panel titles: long checkpoint names are cut at their first "-".
+            let name = p.checkpoint.count > 14 ? String(p.checkpoint.split(separator: "-").first ?? Substring(p.checkpoint)) : p.checkpoint
+            var ax = Axes(title: "\(name) · layer \(p.layer)",
                           xLabel: String(format: "PC1 (%.0f %%)", p.explained.0 * 100),
                           yLabel: String(format: "PC2 (%.0f %%)", p.explained.1 * 100))
             let size = p.harmful.count + p.harmless.count > 120 ? 2.6 : 3.5
             ax.scatter(x: p.harmful.map(\.0), y: p.harmful.map(\.1), label: "harmful", color: Color(hex: 0xD55E00), alpha: 0.7, size: size)
             ax.scatter(x: p.harmless.map(\.0), y: p.harmless.map(\.1), label: "harmless", color: Color(hex: 0x0072B2), alpha: 0.7, size: size, marker: .square)
-            // One legend for the figure, in the first panel (a free corner, else beside it).
-            ax.legend = i == 0 ? .auto : .none
+            // No legend beside a panel (it would squeeze the first one): the caption names the colours.
+            ax.legend = .none
             f.axes[i] = ax
         }
         return f
