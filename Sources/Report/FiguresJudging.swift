@@ -155,7 +155,7 @@ public struct SelfJudgmentData: Sendable {
     public var rows: [Row]
     public init(rows: [Row]) { self.rows = rows }
 
-    public static func from(_ s: [SelfJudgment], replicates: Int = 1000, seed: UInt64 = 20251002, level: Double = 0.95) -> SelfJudgmentData {
+    public static func from(_ s: [SelfJudgmentEntry], replicates: Int = 1000, seed: UInt64 = 20251002, level: Double = 0.95) -> SelfJudgmentData {
         let systems = orderedUnique(s.map(\.system))
         return SelfJudgmentData(rows: systems.map { sys in
             let items = s.filter { $0.system == sys }

@@ -143,14 +143,14 @@ public enum SimilarityFile {
 // MARK: - Judging files
 
 /// One line of `<run>/self_judgment.csv`: system,item_id,label,self_verdict,reference_verdict.
-public struct SelfJudgment: Sendable, Equatable {
+public struct SelfJudgmentEntry: Sendable, Equatable {
     public var system: String, itemID: String, label: String
     public var selfVerdict: VerdictLabel?, referenceVerdict: VerdictLabel?
     public init(system: String, itemID: String, label: String, selfVerdict: VerdictLabel?, referenceVerdict: VerdictLabel?) {
         self.system = system; self.itemID = itemID; self.label = label; self.selfVerdict = selfVerdict; self.referenceVerdict = referenceVerdict
     }
 
-    public static func load(_ path: String) throws -> [SelfJudgment] {
+    public static func load(_ path: String) throws -> [SelfJudgmentEntry] {
         let t = try NamedTable.read(path, required: ["system", "item_id", "label", "self_verdict", "reference_verdict"])
         return try t.rows.map { r in
             func v(_ c: String) throws -> VerdictLabel? {
@@ -161,7 +161,7 @@ public struct SelfJudgment: Sendable, Equatable {
                 }
                 return x
             }
-            return SelfJudgment(system: t.field(r, "system"), itemID: t.field(r, "item_id"), label: t.field(r, "label"),
+            return SelfJudgmentEntry(system: t.field(r, "system"), itemID: t.field(r, "item_id"), label: t.field(r, "label"),
                                 selfVerdict: try v("self_verdict"), referenceVerdict: try v("reference_verdict"))
         }
     }

@@ -72,7 +72,7 @@ public struct ReportInputs: Sendable {
     public var counts: RefusalCounts?
     public var paperAll: RefusalCounts?
     public var paper10q: RefusalCounts?
-    public var selfJudgments: [SelfJudgment]?
+    public var selfJudgments: [SelfJudgmentEntry]?
     public var generations: [Generation]?
     /// Where the appendix answers come from when not `<run>/generations`.
     public var generationsSource: String?
@@ -145,7 +145,7 @@ public enum StudyReport {
             r.paperAll = attempt("paper", all) { RefusalCounts.from(summary: try PaperStudy.readSummary(all), replicates: options.replicates, seed: options.seed) }
             r.paper10q = attempt("paper10q", q) { RefusalCounts.from(summary: try PaperStudy.readSummary(q), replicates: options.replicates, seed: options.seed) }
         }
-        r.selfJudgments = attempt("self", rf.selfJudgmentCSV) { try SelfJudgment.load(rf.selfJudgmentCSV) }
+        r.selfJudgments = attempt("self", rf.selfJudgmentCSV) { try SelfJudgmentEntry.load(rf.selfJudgmentCSV) }
         r.generations = attempt("generations", rf.generations) { try Generation.loadFolder(rf.generations) }
         if r.generations?.isEmpty == true { r.generations = nil; r.notes["generations"] = "\(rf.generations) holds no .jsonl files" }
         if r.generations == nil, let p = options.paperDirectory, let study = try? PaperStudy.load(directory: p) {

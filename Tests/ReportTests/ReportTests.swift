@@ -175,10 +175,10 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
     }
 
     @Test func selfJudgmentAndAlphaSweep() {
-        var s: [SelfJudgment] = []
+        var s: [SelfJudgmentEntry] = []
         for i in 0..<10 {
-            s.append(SelfJudgment(system: "m", itemID: "q\(i)", label: "harmful", selfVerdict: i < 7 ? .refusal : .nonRefusal, referenceVerdict: .refusal))
-            s.append(SelfJudgment(system: "m+abl-pc1-L1-a1", itemID: "q\(i)", label: "harmful", selfVerdict: i < 4 ? .refusal : .nonRefusal, referenceVerdict: .refusal))
+            s.append(SelfJudgmentEntry(system: "m", itemID: "q\(i)", label: "harmful", selfVerdict: i < 7 ? .refusal : .nonRefusal, referenceVerdict: .refusal))
+            s.append(SelfJudgmentEntry(system: "m+abl-pc1-L1-a1", itemID: "q\(i)", label: "harmful", selfVerdict: i < 4 ? .refusal : .nonRefusal, referenceVerdict: .refusal))
         }
         let d = SelfJudgmentData.from(s, replicates: 100)
         #expect(d.rows.map(\.accuracy) == [0.7, 0.4])
