@@ -88,10 +88,16 @@ public enum FuzzHarness {
 
     /// Like `run`, but in a forked child process, so a crash inside a C library (libhdf5 on some damaged
     /// files) is reported as `.crashed` instead of ending the caller. The child is killed after `timeout` s.
+    nonisolated(unsafe) static let forkLock = NSLock()
+
     public static func runIsolated(_ target: FuzzTarget, bytes: [UInt8], dir: String, timeout: Double = 10) -> FuzzOutcome {
         let report = dir + "/outcome.txt"
         unlink(report)
+        // One fork at a time: OpenBLAS's fork handler (blas_thread_shutdown_) deadlocks when two threads
+        // fork at once, as parallel test cases did.
+        forkLock.lock()
         let pid = fork()
+        if pid != 0 { forkLock.unlock() } // the child never uses the lock
         if pid == 0 {
             let o = run(target, bytes: bytes, dir: dir)
             let (code, text): (Int32, String)

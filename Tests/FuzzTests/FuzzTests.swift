@@ -5,7 +5,7 @@ import FuzzTargets
 /// Mutation fuzzing of every file type ablab reads: each case must parse or throw an `AblabError` naming
 /// the file, within a second. Cases are deterministic: case k of a target uses `SplitMix64(seed: base + k)`,
 /// so a failure is reproduced by its target and index. `ABLAB_FUZZ_SCALE` multiplies the case counts.
-@Suite("Mutation fuzzing of hostile input files")
+@Suite("Mutation fuzzing of hostile input files", .serialized)
 struct FuzzTests {
     static let cases: [FuzzTarget: Int] = [
         .gguf: 3000, .tokenizerJSON: 2000, .activationCache: 1500, .promptsJSONL: 1000, .promptsCSV: 1000,
