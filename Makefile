@@ -11,6 +11,8 @@ SWIFT_RELEASE := -c release $(CPU_FLAGS)
 # Tests import some modules @testable, which release builds allow only with -enable-testing.
 SWIFT_TEST := $(SWIFT_RELEASE) -Xswiftc -enable-testing
 ABLAB := .build/release/ablab
+# A hung test fails `make test` instead of running into CI's time limit.
+TEST_TIMEOUT ?= 30m
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 
@@ -23,7 +25,9 @@ demo: deps models build
 ## test: install what is missing, fetch SmolLM2, build optimised, run every test and the h5py checks
 test: deps models venv-test
 	rm -rf $(ABLAB_INTEROP_DIR) && mkdir -p $(ABLAB_INTEROP_DIR)
-	swift test $(SWIFT_TEST) 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test.log; exit $${PIPESTATUS[0]}
+	swift build $(SWIFT_TEST) --build-tests
+	timeout --kill-after=30s $(TEST_TIMEOUT) swift test $(SWIFT_TEST) --skip-build 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test.log; \
+	  rc=$${PIPESTATUS[0]}; [ $$rc = 124 ] && echo "make test: the tests did not finish within $(TEST_TIMEOUT) (a hang); see $(ABLAB_INTEROP_DIR)/../swift-test.log" >&2; exit $$rc
 	$(MAKE) interop
 
 ## interop: Python (h5py + numpy) reads what ablab wrote

@@ -86,50 +86,103 @@ public enum FuzzHarness {
         return classify(target, path: path) { try exercise(target, path: path) }
     }
 
-    /// Like `run`, but in a forked child process, so a crash inside a C library (libhdf5 on some damaged
-    /// files) is reported as `.crashed` instead of ending the caller. The child is killed after `timeout` s.
-    nonisolated(unsafe) static let forkLock = NSLock()
+    /// FNV-1a of the target name: the base of the case seeds, so case k of a target is the same everywhere.
+    public static func baseSeed(_ t: FuzzTarget) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in t.rawValue.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
 
-    public static func runIsolated(_ target: FuzzTarget, bytes: [UInt8], dir: String, timeout: Double = 10) -> FuzzOutcome {
-        let report = dir + "/outcome.txt"
-        unlink(report)
-        // One fork at a time: OpenBLAS's fork handler (blas_thread_shutdown_) deadlocks when two threads
-        // fork at once, as parallel test cases did.
-        forkLock.lock()
-        let pid = fork()
-        if pid != 0 { forkLock.unlock() } // the child never uses the lock
-        if pid == 0 {
-            let o = run(target, bytes: bytes, dir: dir)
-            let (code, text): (Int32, String)
+    /// The bytes of case `k` of `target`: deterministic, so a failure is reproduced by target and index.
+    public static func caseBytes(_ target: FuzzTarget, seeds: [FuzzSeed], k: Int) -> [UInt8] {
+        var rng = SplitMix64(seed: baseSeed(target) &+ UInt64(k))
+        let seed = seeds[rng.below(seeds.count)]
+        return Mutator.mutate(seed, &rng)
+    }
+
+    // MARK: isolation in a worker process
+    //
+    // Parsers built on C/C++ libraries (libhdf5, toml++) can crash on damaged files, which no Swift code
+    // can catch. Such cases run in a worker process that the caller starts (`spawn`): the worker runs
+    // cases `start..<end` one after another and appends to a log file, unbuffered, a line `B k` before
+    // case k and `E k code message` after it. When the worker dies or stops making progress, the case it
+    // began last is a crash and a new worker continues after it. (Forking the caller instead is unsafe in
+    // a multithreaded process: a lock held by another thread at the fork stays held in the child, and
+    // OpenBLAS's fork handler blocked the caller itself.)
+
+    /// Worker side: runs cases `range` of `target` in `dir`, logging to `dir/worker.log`.
+    public static func runWorker(_ target: FuzzTarget, dir: String, range: Range<Int>) throws {
+        let seeds = try FuzzSeeds.seeds(for: target)
+        let log = dir + "/worker.log"
+        let fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { throw IOError(path: log, "cannot write: " + String(cString: strerror(errno))) }
+        defer { close(fd) }
+        func line(_ s: String) { _ = Array((s + "\n").utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+        for k in range {
+            line("B \(k)")
+            let o = run(target, bytes: caseBytes(target, seeds: seeds, k: k), dir: dir)
+            let (code, text): (Int, String)
             switch o {
-            case .accepted: (code, text) = (10, "")
-            case .rejected(let m): (code, text) = (11, m)
-            case .failure(let m), .crashed(let m): (code, text) = (12, m)
+            case .accepted: (code, text) = (0, "")
+            case .rejected(let m): (code, text) = (1, m)
+            case .failure(let m), .crashed(let m): (code, text) = (2, m)
             }
-            let fd = open(report, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            if fd >= 0 { _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }; close(fd) }
-            _exit(code)
+            line("E \(k) \(code) " + text.replacingOccurrences(of: "\n", with: "\\n"))
         }
-        guard pid > 0 else { return run(target, bytes: bytes, dir: dir) }
-        var status: Int32 = 0
-        let start = Date()
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if Date().timeIntervalSince(start) > timeout {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, &status, 0)
-                return .crashed("the case did not finish within \(timeout) s")
+    }
+
+    /// Caller side: runs cases `0..<count` of `target` in worker processes started by `spawn(start, end)`
+    /// (which must run `runWorker(target, dir: dir, range: start..<end)` in a new process and return it,
+    /// started). A worker silent for `stall` seconds is killed and its current case counted as a crash.
+    /// Calls `record(k, outcome)` once for every case, in order.
+    public static func runInWorkers(_ target: FuzzTarget, dir: String, count: Int, stall: Double = 20,
+                                    spawn: (Int, Int) throws -> Process,
+                                    record: (Int, FuzzOutcome) -> Void) throws {
+        let log = dir + "/worker.log"
+        var next = 0
+        var respawns = 0
+        while next < count {
+            unlink(log)
+            let p = try spawn(next, count)
+            var lastSize = -1, lastChange = Date()
+            var timedOut = false
+            while p.isRunning {
+                usleep(20_000)
+                let size = (try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0
+                if size != lastSize { lastSize = size; lastChange = Date() }
+                else if Date().timeIntervalSince(lastChange) > stall {
+                    timedOut = true
+                    kill(p.processIdentifier, SIGKILL)
+                    p.waitUntilExit()
+                }
             }
-            usleep(200)
-        }
-        let sig = status & 0x7F
-        if sig != 0 { return .crashed("the parser process died with signal \(sig)") }
-        let code = (status >> 8) & 0xFF
-        let text = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
-        switch code {
-        case 10: return .accepted
-        case 11: return .rejected(text)
-        case 12: return .failure(text)
-        default: return .crashed("the parser process exited with status \(code)")
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            var begun: Int? = nil
+            for l in text.split(separator: "\n", omittingEmptySubsequences: true) {
+                let parts = l.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+                guard parts.count >= 2, let k = Int(parts[1]), k == next else { continue }
+                if parts[0] == "B" { begun = k; continue }
+                guard parts[0] == "E", parts.count >= 3, let code = Int(parts[2]) else { continue }
+                let m = parts.count > 3 ? parts[3].replacingOccurrences(of: "\\n", with: "\n") : ""
+                record(k, code == 0 ? .accepted : code == 1 ? .rejected(m) : .failure(m))
+                begun = nil
+                next += 1
+            }
+            if next >= count { break }
+            // the worker ended early: the case it had begun (or, if it died before beginning one, the next) is a crash
+            let why: String
+            if timedOut { why = "the worker made no progress for \(Int(stall)) s" }
+            else if p.terminationReason == .uncaughtSignal { why = "the worker died with signal \(p.terminationStatus)" }
+            else { why = "the worker exited with status \(p.terminationStatus)" }
+            guard begun != nil else {
+                // died between cases or before its first: try again, but a worker that never starts a case stops the run
+                respawns += 1
+                if respawns > 3 { throw IOError(path: log, "the fuzz worker for \(target.rawValue) fails to start: \(why)") }
+                continue
+            }
+            respawns = 0
+            record(next, .crashed(why))
+            next += 1
         }
     }
 
