@@ -188,6 +188,9 @@ public final class Transformer {
         return out
     }
 
+    /// New-token segments up to this length use `attendRow` instead of BLAS for attention.
+    static let smallSegment = 4
+
     private func layer(_ l: Int, total T: Int, items: [ForwardItem], segments: UnsafeBufferPointer<HookSegment>,
                        hooks: HookSet) {
         let c = config
@@ -220,6 +223,18 @@ public final class Transformer {
             }
             // Per head: S [n, ctx] = scale · Q_h · K_hᵀ; causal softmax; O_h [n, hd] = P · V_h.
             let n = s.rowCount, ctx = s.positionStart + n
+            if n <= Self.smallSegment {
+                // decoding (and short segments): SIMD dot products beat BLAS calls on tiny matrices
+                for h in 0..<c.nHeads {
+                    let kvh = h / group
+                    for i in 0..<n {
+                        attendRow(qkv + (s.rowStart + i) * qkvDim + h * hd, kc + kvh * hd, vc + kvh * hd, stride: kvDim,
+                                  visible: s.positionStart + i + 1, hd: hd, scale: scale, scores: scores,
+                                  out: att + (s.rowStart + i) * qDim + h * hd)
+                    }
+                }
+                continue
+            }
             for h in 0..<c.nHeads {
                 let kvh = h / group
                 BLAS.sgemm(transB: true, m: n, n: ctx, k: hd, alpha: scale,
@@ -259,59 +274,4 @@ public final class Transformer {
         }
         hooks.run(l, .residPost, rows: x, rowCount: T, dModel: d, segments: segments)
     }
-}
-
-// MARK: - Kernels
-
-/// out = x / sqrt(mean(x²) + eps) ⊙ w.
-@inline(__always)
-func rmsNorm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ eps: Float) {
-    var ss: Float = 0
-    for j in 0..<n { ss += x[j] * x[j] }
-    let inv = 1 / (ss / Float(n) + eps).squareRoot()
-    for j in 0..<n { out[j] = w[j] * (x[j] * inv) }
-}
-
-/// Rotates one head vector in place by the position's angles.
-@inline(__always)
-func rope(_ v: UnsafeMutablePointer<Float>, _ cs: UnsafePointer<Float>, _ sn: UnsafePointer<Float>, _ half: Int, _ style: RopeStyle) {
-    switch style {
-    case .neox:
-        for i in 0..<half {
-            let a = v[i], b = v[i + half]
-            v[i] = a * cs[i] - b * sn[i]
-            v[i + half] = b * cs[i] + a * sn[i]
-        }
-    case .adjacentPairs:
-        for i in 0..<half {
-            let a = v[2 * i], b = v[2 * i + 1]
-            v[2 * i] = a * cs[i] - b * sn[i]
-            v[2 * i + 1] = b * cs[i] + a * sn[i]
-        }
-    }
-}
-
-/// Numerically stable softmax over the first n values.
-@inline(__always)
-func softmaxInPlace(_ v: UnsafeMutablePointer<Float>, _ n: Int) {
-    var m = -Float.infinity
-    for j in 0..<n { m = max(m, v[j]) }
-    var s: Float = 0
-    for j in 0..<n { let e = expf(v[j] - m); v[j] = e; s += e }
-    let inv = 1 / s
-    for j in 0..<n { v[j] *= inv }
-}
-
-/// out[j] = silu(gate[j]) · up[j] with gate = gu[0..<f], up = gu[f..<2f].
-@inline(__always)
-func swiglu(_ gu: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ f: Int) {
-    for j in 0..<f {
-        let g = gu[j]
-        out[j] = g / (1 + expf(-g)) * gu[f + j]
-    }
-}
-
-@inline(__always)
-func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
-    for j in 0..<n { x[j] += y[j] }
 }
