@@ -75,7 +75,12 @@ func rope(_ v: UnsafeMutablePointer<Float>, _ cs: UnsafePointer<Float>, _ sn: Un
 func exp8(_ x: F8) -> F8 {
     let hi = F8(repeating: 88.72283), lo = F8(repeating: -87.33654)
     let xc = x.clamped(lowerBound: lo, upperBound: hi)
-    let k = (xc * F8(repeating: 1.442695041)).rounded(.toNearestOrEven)
+    // k = round(x / ln2) by the magic-number trick: adding 1.5·2²³ leaves round-to-nearest-even(x/ln2)
+    // in the low mantissa bits, readable as an integer without a (slow, per-lane) conversion.
+    let magic = F8(repeating: 12582912)
+    let t = xc * F8(repeating: 1.442695041) + magic
+    let k = t - magic
+    let ki = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
     var r = xc - k * F8(repeating: 0.693359375)      // ln2 high part (exact in float)
     r = r - k * F8(repeating: -2.12194440e-4)         // ln2 low part
     var p = F8(repeating: 1.0 / 720)
@@ -86,9 +91,8 @@ func exp8(_ x: F8) -> F8 {
     p = p * r + F8(repeating: 1)
     p = p * r + F8(repeating: 1)
     // 2ᵏ for k in [−126, 128]: k = 128 (only for x near the top) is split as 2·2¹²⁷.
-    let ki = SIMD8<Int32>(k)
     let k1 = ki.replacing(with: 127, where: ki .> 127)
-    let pow1 = unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: (k1 &+ 127) &<< 23), to: F8.self)
+    let pow1 = unsafeBitCast((k1 &+ 127) &<< 23, to: F8.self)
     var out = p * pow1
     out = out.replacing(with: out * 2, where: ki .> 127)
     out = out.replacing(with: F8(repeating: .infinity), where: x .> hi)

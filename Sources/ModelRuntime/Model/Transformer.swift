@@ -182,10 +182,21 @@ public final class Transformer {
         let c = config
         var out = Matrix(rows: rows, cols: c.vocab)
         out.data.withUnsafeMutableBufferPointer { o in
-            BLAS.sgemm(transB: true, m: rows, n: c.vocab, k: c.dModel, a: xn, lda: c.dModel,
-                       b: weights.output, ldb: c.dModel, c: o.baseAddress!, ldc: c.vocab)
+            xwT(rows, c.vocab, c.dModel, xn, weights.output, o.baseAddress!)
         }
         return out
+    }
+
+    /// c[m, n] = a[m, k] · w[n, k]ᵀ (+ c): weights are stored [out, in]. Few rows (decoding, batched
+    /// generation) go to `SmallGEMM`, which reads the weights in place; more go to OpenBLAS.
+    @inline(__always)
+    private func xwT(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                     _ c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        if m <= SmallGEMM.maxRows {
+            SmallGEMM.multiplyTransposed(m: m, n: n, k: k, a: a, lda: k, w: w, ldw: k, c: c, ldc: n, accumulate: accumulate)
+        } else {
+            BLAS.sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: w, ldb: k, beta: accumulate ? 1 : 0, c: c, ldc: n)
+        }
     }
 
     /// New-token segments up to this length use `attendRow` instead of BLAS for attention.
@@ -201,7 +212,7 @@ public final class Transformer {
 
         // Attention.  xn = norm(x); qkv [T, qkvDim] = xn · wqkvᵀ (+ b)
         for i in 0..<T { rmsNorm(x + i * d, w.attnNorm, xn + i * d, d, c.rmsEps) }
-        BLAS.sgemm(transB: true, m: T, n: qkvDim, k: d, a: xn, lda: d, b: w.wqkv, ldb: d, c: qkv, ldc: qkvDim)
+        xwT(T, qkvDim, d, xn, w.wqkv, qkv)
         if let b = w.bqkv {
             for i in 0..<T { let row = qkv + i * qkvDim; for j in 0..<qkvDim { row[j] += b[j] } }
         }
@@ -252,25 +263,25 @@ public final class Transformer {
         }
         // attn_out [T, d] = att · woᵀ, added to x (directly by BLAS when not hooked).
         if hooks.has(l, .attnOut) {
-            BLAS.sgemm(transB: true, m: T, n: d, k: qDim, a: att, lda: qDim, b: w.wo, ldb: qDim, c: tmp, ldc: d)
+            xwT(T, d, qDim, att, w.wo, tmp)
             hooks.run(l, .attnOut, rows: tmp, rowCount: T, dModel: d, segments: segments)
             addInPlace(x, tmp, T * d)
         } else {
-            BLAS.sgemm(transB: true, m: T, n: d, k: qDim, a: att, lda: qDim, b: w.wo, ldb: qDim, beta: 1, c: x, ldc: d)
+            xwT(T, d, qDim, att, w.wo, x, accumulate: true)
         }
         hooks.run(l, .residMid, rows: x, rowCount: T, dModel: d, segments: segments)
 
         // MLP (SwiGLU).  gu [T, 2f] = xn · wGateUpᵀ; act = silu(gate) ⊙ up; mlp_out = act · wDownᵀ
         let f = c.ffnDim
         for i in 0..<T { rmsNorm(x + i * d, w.ffnNorm, xn + i * d, d, c.rmsEps) }
-        BLAS.sgemm(transB: true, m: T, n: 2 * f, k: d, a: xn, lda: d, b: w.wGateUp, ldb: d, c: gu, ldc: 2 * f)
+        xwT(T, 2 * f, d, xn, w.wGateUp, gu)
         for i in 0..<T { swiglu(gu + i * 2 * f, act + i * f, f) }
         if hooks.has(l, .mlpOut) {
-            BLAS.sgemm(transB: true, m: T, n: d, k: f, a: act, lda: f, b: w.wDown, ldb: f, c: tmp, ldc: d)
+            xwT(T, d, f, act, w.wDown, tmp)
             hooks.run(l, .mlpOut, rows: tmp, rowCount: T, dModel: d, segments: segments)
             addInPlace(x, tmp, T * d)
         } else {
-            BLAS.sgemm(transB: true, m: T, n: d, k: f, a: act, lda: f, b: w.wDown, ldb: f, beta: 1, c: x, ldc: d)
+            xwT(T, d, f, act, w.wDown, x, accumulate: true)
         }
         hooks.run(l, .residPost, rows: x, rowCount: T, dModel: d, segments: segments)
     }

@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""The table of `make bench`: reads the JSON that `ablab bench` and the two peers wrote and prints a
+markdown report (also written to notebooks-scripts/bench/results.md).
+
+  report.py [--dir runs/bench] [--out notebooks-scripts/bench/results.md] [MODEL.gguf ...]
+
+Files read per model (stem = the file name without .gguf), all optional:
+  ablab-<stem>.json             ablab bench: record, generate_batched, decode_single
+  ablab-record_all-<stem>.json  ablab bench --workloads record over every prompt (peak RSS target);
+                                a `record_all` workload inside ablab-<stem>.json is read too
+  pytorch-<stem>.json           peer_torch.py
+  llamacpp-<stem>.json          peer_llamacpp.py
+A missing file, a file with "error", or a workload without tokens_per_s shows as "not run (reason)".
+Uses only the standard library.
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+PEERS = [("ablab", "ablab"), ("pytorch", "PyTorch"), ("llamacpp", "llama.cpp")]
+# Targets of the issue: ablab's rate over a peer's (workload, peer key, factor).
+TARGETS = {
+    "record": ("pytorch", 3.0),
+    "generate_batched": ("pytorch", 5.0),
+    "decode_single": ("llamacpp", 1.0),
+}
+RECORD_ALL_LIMIT_MIB = 1.5e9 / 2**20  # 1.5 GB = 1430.5 MiB (ru_maxrss is in KiB, peak_rss_mb in MiB)
+
+
+def scrub(text):
+    """No absolute paths of the machine in the report: the repository root becomes '.'."""
+    text = str(text)
+    for root in {REPO, os.path.realpath(REPO), os.getcwd()}:
+        text = text.replace(root + os.sep, "").replace(root, ".")
+    home = os.path.expanduser("~")
+    if home not in ("", "/"):
+        text = text.replace(home, "~")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def short(text, limit=110):
+    text = scrub(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def load(path):
+    """(dict or None, reason if not usable)."""
+    if not os.path.exists(path):
+        return None, f"no {os.path.basename(path)}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError) as e:
+        return None, f"unreadable {os.path.basename(path)}: {e}"
+    if not isinstance(d, dict):
+        return None, f"{os.path.basename(path)} is not a JSON object"
+    if d.get("error"):
+        return d, str(d["error"])
+    return d, None
+
+
+def workload(doc, name):
+    """(workload dict or None, reason)."""
+    if doc is None:
+        return None, None
+    w = (doc.get("workloads") or {}).get(name)
+    if w is None:
+        return None, f"no {name} in its results"
+    if not isinstance(w, dict):
+        return None, f"{name}: {w}"
+    if w.get("error"):
+        return None, str(w["error"])
+    if not isinstance(w.get("tokens_per_s"), (int, float)):
+        return None, w.get("note") or f"{name} has no tokens_per_s"
+    return w, None
+
+
+def fmt_rate(x):
+    return "—" if x is None else (f"{x:,.1f}" if x >= 10 else f"{x:.2f}")
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.2f}×"
+
+
+def fmt_mib(x):
+    return "—" if not isinstance(x, (int, float)) else f"{x:,.0f} MiB"
+
+
+def incl_prefill_rate(w):
+    if w is None:
+        return None
+    if isinstance(w.get("tokens_per_s_incl_prefill"), (int, float)):
+        return w["tokens_per_s_incl_prefill"]
+    secs = w.get("seconds_with_prefill", w.get("total_seconds"))
+    new = w.get("new_tokens", (w.get("tokens") or 0) + 1)
+    if isinstance(secs, (int, float)) and secs > 0 and new:
+        return new / secs
+    return None
+
+
+def find_key(obj, pattern):
+    """First value whose key matches pattern (searched recursively), for fields like the OpenBLAS core."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if re.search(pattern, k, re.I) and isinstance(v, (str, int, float)):
+                return v
+        for v in obj.values():
+            got = find_key(v, pattern)
+            if got is not None:
+                return got
+    return None
+
+
+def machine():
+    cpu, flags, mem = None, set(), None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if cpu is None and line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                elif not flags and line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = int(line.split()[1]) / 2**20  # KiB -> GiB
+    except OSError:
+        pass
+    vec = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return {"cpu": cpu or platform.processor() or "unknown", "cores": os.cpu_count(),
+            "vector": ", ".join(vec) if vec else "none of avx2/fma/avx512f", "mem_gib": mem}
+
+
+def model_stems(args, directory):
+    if args.models:
+        return [os.path.basename(m)[: -len(".gguf")] if m.endswith(".gguf") else os.path.basename(m)
+                for m in args.models]
+    stems = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        name = os.path.basename(path)[: -len(".json")]
+        for prefix in ("ablab-record_all-", "ablab-", "pytorch-", "llamacpp-"):
+            if name.startswith(prefix):
+                stem = name[len(prefix):]
+                if stem not in stems:
+                    stems.append(stem)
+                break
+    return stems
+
+
+def model_section(directory, stem):
+    docs, why = {}, {}
+    for key, _ in PEERS:
+        docs[key], why[key] = load(os.path.join(directory, f"{key}-{stem}.json"))
+    lines = [f"## {stem}", ""]
+    notes = []
+
+    shown = set()
+
+    def not_run(key, reason, whole_peer=False):
+        # A whole peer that did not run: its reason once, in the first row; the notes repeat it in full.
+        if whole_peer:
+            if key in shown:
+                return "not run"
+            shown.add(key)
+        return f"not run ({short(reason, 70)})"
+
+    def cell(key, name):
+        doc = docs[key]
+        if doc is None or why[key]:
+            return None, not_run(key, why[key] or "no results", whole_peer=True)
+        w, reason = workload(doc, name)
+        if w is None:
+            return None, not_run(key, reason)
+        text = fmt_rate(w["tokens_per_s"])
+        if key == "llamacpp" and name == "record":
+            text += " (prefill only)"
+        return w["tokens_per_s"], text
+
+    lines.append("| workload (tokens/s) | ablab | PyTorch | llama.cpp | ablab / PyTorch | ablab / llama.cpp "
+                 "| target | status |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    labels = {"record": "record", "generate_batched": "generate_batched (16 × 64)",
+              "decode_single": "decode_single (decode only)"}
+    for name in ("record", "generate_batched", "decode_single"):
+        vals = {key: cell(key, name) for key, _ in PEERS}
+        a, t, l = vals["ablab"][0], vals["pytorch"][0], vals["llamacpp"][0]
+        peer_key, factor = TARGETS[name]
+        peer_name = dict(PEERS)[peer_key]
+        target = f"≥ {factor:g}× {peer_name}"
+        b = vals[peer_key][0]
+        if a is None or b is None:
+            missing = "ablab" if a is None else peer_name
+            status = f"n/a ({missing} not run)"
+        else:
+            status = "**met**" if a >= factor * b else "not met"
+        label = labels[name]
+        if name == "generate_batched":
+            w = (docs["pytorch"] or {}).get("workloads", {}).get(name) or \
+                (docs["ablab"] or {}).get("workloads", {}).get(name) or {}
+            if w.get("batch") and w.get("new_tokens"):
+                label = f"generate_batched ({w['batch']} × {w['new_tokens']})"
+        lines.append(f"| {label} | {vals['ablab'][1]} | {vals['pytorch'][1]} | {vals['llamacpp'][1]} "
+                     f"| {fmt_ratio(a, t)} | {fmt_ratio(a, l)} | {target} | {status} |")
+    # decode including the prefill (information, no target)
+    inc = {}
+    for key, _ in PEERS:
+        w, _r = workload(docs[key], "decode_single") if docs[key] is not None and not why[key] else (None, None)
+        inc[key] = incl_prefill_rate(w)
+    lines.append(f"| decode_single incl. prefill | {fmt_rate(inc['ablab'])} | {fmt_rate(inc['pytorch'])} "
+                 f"| {fmt_rate(inc['llamacpp'])} | {fmt_ratio(inc['ablab'], inc['pytorch'])} "
+                 f"| {fmt_ratio(inc['ablab'], inc['llamacpp'])} | — | — |")
+
+    # record_all: ablab only, peak RSS
+    ra_doc, ra_why = load(os.path.join(directory, f"ablab-record_all-{stem}.json"))
+    ra = None
+    if docs["ablab"] is not None and not why["ablab"]:
+        ra = (docs["ablab"].get("workloads") or {}).get("record_all")
+    if isinstance(ra, dict) and ra.get("error"):
+        ra_why, ra = str(ra["error"]), None
+    if ra is None and ra_doc is not None and not ra_why:
+        w = (ra_doc.get("workloads") or {}).get("record")
+        if isinstance(w, dict) and not w.get("error"):
+            ra = dict(w)
+            ra.setdefault("peak_rss_mb", ra_doc.get("peak_rss_mb"))
+            ra.setdefault("prompts", ra_doc.get("prompts"))
+        elif isinstance(w, dict):
+            ra_why = str(w["error"])
+    lim = f"≤ 1.5 GB ({RECORD_ALL_LIMIT_MIB:,.0f} MiB) peak RSS"
+    if isinstance(ra, dict):
+        rss = ra.get("peak_rss_mb")
+        count = ra.get("prompts") or ra.get("n_prompts")
+        what = f"record_all ({count} prompts): peak RSS" if count else "record_all: peak RSS"
+        rate = f", {fmt_rate(ra['tokens_per_s'])} tok/s" if isinstance(ra.get("tokens_per_s"), (int, float)) else ""
+        status = "—" if not isinstance(rss, (int, float)) else ("**met**" if rss <= RECORD_ALL_LIMIT_MIB else "not met")
+        lines.append(f"| {what} | {fmt_mib(rss)}{rate} | — | — | — | — | {lim} | {status} |")
+    else:
+        lines.append(f"| record_all: peak RSS | not run ({short(ra_why or 'no record_all results', 80)}) | — | — "
+                     f"| — | — | {lim} | n/a |")
+    lines.append("")
+
+    # per-peer facts
+    lines.append("| | ablab | PyTorch | llama.cpp |")
+    lines.append("|---|---|---|---|")
+
+    def fact(f):
+        out = []
+        for key, _ in PEERS:
+            d = docs[key]
+            out.append(f(d) if d is not None and not why[key] else "—")
+        return " | ".join(out)
+
+    lines.append("| peak RSS (whole run) | " + fact(lambda d: fmt_mib(d.get("peak_rss_mb"))) + " |")
+    lines.append("| prompt tokens (total) | " + fact(lambda d: str(d.get("prompt_tokens", "—"))) + " |")
+    lines.append("| prompts | " + fact(lambda d: str(d.get("prompts", d.get("n_prompts", "—")))) + " |")
+    lines.append("| threads | " + fact(lambda d: str(d.get("threads", "—"))) + " |")
+    lines.append("| version | " + fact(lambda d: short(d.get("version", "—"), 60)) + " |")
+    lines.append("")
+
+    counts = {key: docs[key].get("prompt_tokens") for key, _ in PEERS
+              if docs[key] is not None and not why[key] and isinstance(docs[key].get("prompt_tokens"), int)}
+    if len(counts) >= 2:
+        if len(set(counts.values())) == 1:
+            notes.append(f"Prompt tokens agree across {', '.join(dict(PEERS)[k] for k in counts)}: "
+                         f"{next(iter(counts.values()))}.")
+        else:
+            notes.append("**Prompt token counts differ**: " +
+                         ", ".join(f"{dict(PEERS)[k]} {v}" for k, v in counts.items()) +
+                         " — the sides did not see the same token sequences.")
+    g = {}
+    for key in ("pytorch", "llamacpp", "ablab"):
+        w, _r = workload(docs[key], "decode_single") if docs[key] is not None and not why[key] else (None, None)
+        if w and isinstance(w.get("generated_ids"), list):
+            g[key] = w["generated_ids"]
+    if "pytorch" in g and "llamacpp" in g:
+        a, b = g["pytorch"], g["llamacpp"]
+        same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        notes.append(f"decode_single greedy tokens: PyTorch (float32) and llama.cpp (GGUF as stored) agree on "
+                     f"the first {same} of {min(len(a), len(b))}.")
+    for key, name in PEERS:
+        if why[key]:
+            notes.append(f"{name}: not run — {scrub(why[key])}")
+        elif docs[key] is not None:
+            for wname, w in (docs[key].get("workloads") or {}).items():
+                if isinstance(w, dict) and w.get("note"):
+                    notes.append(f"{name} {wname}: {scrub(w['note'])}")
+    if ra_why and not isinstance(ra, dict) and not ra_why.startswith("no "):
+        notes.append(f"ablab record_all: not run — {scrub(ra_why)}")
+    if notes:
+        lines += [f"- {n}" for n in notes] + [""]
+    return lines, docs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*", help="model files or stems (default: every model with results)")
+    ap.add_argument("--dir", default=os.path.join(REPO, "runs", "bench"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results.md"), help="'-' to print only")
+    args = ap.parse_args()
+
+    stems = model_stems(args, args.dir)
+    m = machine()
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    lines = ["# `make bench` results", "",
+             f"Written by `notebooks-scripts/bench/report.py` on {now}. Same prompts on every side: the first "
+             "N non-empty prompts of `notebooks-scripts/data/prompts/harmful.jsonl` in the model's chat template. "
+             "tokens/s: record = prompt tokens / s; generate_batched = batch × new tokens / s (prefill "
+             "included); decode_single = new tokens after the first / s after the prefill. Each workload is "
+             "timed once after a warm-up on 2 prompts; on a shared machine expect ±30% between runs.", ""]
+    mem = f", {m['mem_gib']:.0f} GiB" if m["mem_gib"] else ""
+    lines.append(f"**Machine:** {m['cpu']}, {m['cores']} cores{mem}; {m['vector']}; "
+                 f"{platform.system()} {platform.machine()}.")
+    all_docs = []
+    if not stems:
+        lines += ["", f"No results in {scrub(args.dir)}."]
+    for stem in stems:
+        if lines[-1] != "":
+            lines.append("")
+        sec, docs = model_section(args.dir, stem)
+        lines += sec
+        all_docs.append(docs)
+
+    # versions and libraries, once
+    facts = {}
+    for docs in all_docs:
+        for key, name in PEERS:
+            d = docs.get(key)
+            if d is None or d.get("error"):
+                continue
+            if d.get("version"):
+                facts.setdefault(f"{name} version", scrub(d["version"]))
+            blas = find_key(d, r"openblas|blas_core|corename")
+            if blas is not None and key == "ablab":
+                facts.setdefault("ablab BLAS core (OpenBLAS)", scrub(blas))
+            if d.get("torch_cpu_capability"):
+                facts.setdefault("PyTorch CPU capability", d["torch_cpu_capability"])
+            if d.get("system_info"):
+                facts.setdefault("llama.cpp system info", short(d["system_info"], 300))
+            if d.get("started"):
+                facts.setdefault(f"{name} run started", d["started"])
+    if facts:
+        lines += ["## Versions and libraries", ""] + [f"- {k}: {v}" for k, v in facts.items()] + [""]
+
+    text = "\n".join(lines).rstrip() + "\n"
+    print(text)
+    if args.out != "-":
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"report: wrote {scrub(os.path.abspath(args.out))}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

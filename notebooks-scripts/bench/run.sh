@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# `make bench` (after the release build of ablab): ablab against PyTorch and llama.cpp on the same
+# prompts, one program at a time, then the report (notebooks-scripts/bench/results.md).
+#
+# Per model: `ablab bench` (record, generate_batched, decode_single), `ablab bench --workloads record`
+# over every prompt of harmful.jsonl + harmless.jsonl (peak RSS), peer_torch.py, peer_llamacpp.py.
+# Results: runs/bench/{ablab,ablab-record_all,pytorch,llamacpp}-<model>.json, logs in runs/bench/logs/.
+#
+# The peers run in the venv .venv-bench (created here when missing: requirements.txt, then
+# llama-cpp-python built from source, ~20 min on 2 cores). If llama-cpp-python cannot be built the
+# bench goes on and reports llama.cpp as "not run" with the reason; a later run tries the build again
+# only with BENCH_RETRY_LLAMACPP=1.
+#
+# Environment: ABLAB_MODELS_DIR (default ./models), BENCH_MODELS (file names, space separated),
+# BENCH_N (64), BENCH_THREADS (2), BENCH_NEW_TOKENS (64), BENCH_BATCH (16), BENCH_RECORD_ALL (1),
+# BENCH_TIMEOUT (seconds per program, 3600), BENCH_VENV (.venv-bench), ABLAB (.build/release/ablab).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+BENCH=notebooks-scripts/bench
+VENV=${BENCH_VENV:-.venv-bench}
+PY="$VENV/bin/python"
+ABLAB=${ABLAB:-.build/release/ablab}
+MODELS_DIR=${ABLAB_MODELS_DIR:-$PWD/models}
+OUT=runs/bench
+LOGS=$OUT/logs
+PROMPTS=notebooks-scripts/data/prompts/harmful.jsonl
+ALL_PROMPTS=(notebooks-scripts/data/prompts/harmful.jsonl notebooks-scripts/data/prompts/harmless.jsonl)
+N=${BENCH_N:-64}
+THREADS=${BENCH_THREADS:-2}
+NEW=${BENCH_NEW_TOKENS:-64}
+BATCH=${BENCH_BATCH:-16}
+RECORD_ALL=${BENCH_RECORD_ALL:-1}
+TIMEOUT=${BENCH_TIMEOUT:-3600}
+read -r -a MODELS <<< "${BENCH_MODELS:-SmolLM2-135M-Instruct.Q4_1.gguf Qwen2.5-Coder-0.5B-Instruct.gguf}"
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF"
+
+log() { echo "bench: $*" >&2; }
+mkdir -p "$OUT" "$LOGS"
+
+# fail_json PEER MODEL_FILE REASON OUT: the failure record a peer writes itself when it can start.
+fail_json() {
+  python3 - "$@" <<'PY'
+import json, sys
+peer, model, reason, out = sys.argv[1:]
+with open(out, "w", encoding="utf-8") as f:
+    json.dump({"peer": peer, "model": model, "error": reason}, f, indent=2)
+    f.write("\n")
+PY
+}
+
+# ---- the venv ---------------------------------------------------------------------------------------
+core_ok=1
+core_reason=""
+if [ ! -f "$VENV/.ok-core" ] || [ "$BENCH/requirements.txt" -nt "$VENV/.ok-core" ]; then
+  log "installing $BENCH/requirements.txt into $VENV (PyTorch, transformers, gguf, numpy, accelerate)"
+  if { [ -x "$PY" ] || python3 -m venv "$VENV"; } &&
+     "$PY" -m pip install -q --disable-pip-version-check -r "$BENCH/requirements.txt" > "$LOGS/venv-core.log" 2>&1; then
+    touch "$VENV/.ok-core"
+  else
+    core_ok=0
+    core_reason="the venv $VENV could not be set up: $(tail -n 1 "$LOGS/venv-core.log" 2>/dev/null) (see $LOGS/venv-core.log)"
+    log "$core_reason"
+  fi
+fi
+
+llama_ok=0
+llama_reason=""
+if [ "$core_ok" = 1 ]; then
+  if "$PY" -c "import llama_cpp" > /dev/null 2>&1; then
+    llama_ok=1
+  elif [ -f "$VENV/.llamacpp-failed" ] && [ -z "${BENCH_RETRY_LLAMACPP:-}" ]; then
+    llama_reason="llama-cpp-python did not build earlier: $(tail -n 1 "$VENV/.llamacpp-failed") (BENCH_RETRY_LLAMACPP=1 to try again)"
+    log "$llama_reason"
+  else
+    log "building llama-cpp-python from source with CMAKE_ARGS=\"$LLAMA_CMAKE_ARGS\" (~20 min on 2 cores; log: $LOGS/llamacpp-install.log)"
+    start=$(date +%s)
+    if CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+         nice -n 19 "$PY" -m pip install --disable-pip-version-check --no-cache-dir \
+         --no-binary llama-cpp-python -r "$BENCH/requirements-llamacpp.txt" > "$LOGS/llamacpp-install.log" 2>&1 &&
+       "$PY" -c "import llama_cpp" >> "$LOGS/llamacpp-install.log" 2>&1; then
+      llama_ok=1
+      rm -f "$VENV/.llamacpp-failed"
+      log "llama-cpp-python built in $(( $(date +%s) - start )) s"
+    else
+      last=$(grep -v '^\s*$' "$LOGS/llamacpp-install.log" | tail -n 1)
+      llama_reason="llama-cpp-python failed to build: ${last:-no output} (see $LOGS/llamacpp-install.log)"
+      echo "$llama_reason" > "$VENV/.llamacpp-failed"
+      log "$llama_reason"
+    fi
+  fi
+else
+  llama_reason="$core_reason"
+fi
+
+# ---- the runs, one program at a time --------------------------------------------------------------
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+if awk -v l="$load" 'BEGIN { exit !(l > 1.5) }'; then
+  log "warning: load average is $load on $(nproc) cores; the timings will suffer from whatever else is running"
+fi
+
+# run_one PEER MODEL_FILE JSON LOGNAME CMD...: runs CMD under a timeout; a failure without a JSON
+# becomes the peer's error record.
+run_one() {
+  local peer="$1" model="$2" json="$3" logname="$4"; shift 4
+  rm -f "$json"
+  log "$peer on $model ..."
+  timeout --kill-after=30s "$TIMEOUT" "$@" > "$LOGS/$logname.out" 2> "$LOGS/$logname.err"
+  local rc=$?
+  if [ ! -s "$json" ]; then
+    local why="exited with status $rc"
+    [ "$rc" = 124 ] && why="did not finish within $TIMEOUT s"
+    local last; last=$(grep -v '^\s*$' "$LOGS/$logname.err" | tail -n 1)
+    fail_json "$peer" "$model" "$why${last:+: $last} (see $LOGS/$logname.err)" "$json"
+  fi
+}
+
+for model in "${MODELS[@]}"; do
+  path="$MODELS_DIR/$model"
+  stem="${model%.gguf}"
+  if [ ! -f "$path" ]; then
+    log "missing $path (run notebooks-scripts/fetch_models.sh)"
+    for p in ablab pytorch llamacpp; do fail_json "$p" "$model" "model file missing" "$OUT/$p-$stem.json"; done
+    continue
+  fi
+  common=(--model "$path" --prompts "$PROMPTS" --n "$N" --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH")
+
+  if [ -x "$ABLAB" ]; then
+    run_one ablab "$model" "$OUT/ablab-$stem.json" "ablab-$stem" "$ABLAB" bench "${common[@]}" --json "$OUT/ablab-$stem.json"
+    if [ "$RECORD_ALL" = 1 ]; then
+      all=()
+      for f in "${ALL_PROMPTS[@]}"; do all+=(--prompts "$f"); done
+      run_one ablab "$model" "$OUT/ablab-record_all-$stem.json" "ablab-record_all-$stem" \
+        "$ABLAB" bench --model "$path" "${all[@]}" --n 0 --threads "$THREADS" --workloads record \
+        --json "$OUT/ablab-record_all-$stem.json"
+    fi
+  else
+    fail_json ablab "$model" "no $ABLAB (make build)" "$OUT/ablab-$stem.json"
+  fi
+
+  if [ "$core_ok" = 1 ]; then
+    run_one pytorch "$model" "$OUT/pytorch-$stem.json" "pytorch-$stem" \
+      "$PY" "$BENCH/peer_torch.py" "${common[@]}" --json "$OUT/pytorch-$stem.json"
+  else
+    fail_json pytorch "$model" "$core_reason" "$OUT/pytorch-$stem.json"
+  fi
+
+  if [ "$llama_ok" = 1 ]; then
+    run_one llama.cpp "$model" "$OUT/llamacpp-$stem.json" "llamacpp-$stem" \
+      "$PY" "$BENCH/peer_llamacpp.py" "${common[@]}" --json "$OUT/llamacpp-$stem.json"
+  else
+    fail_json llama.cpp "$model" "$llama_reason" "$OUT/llamacpp-$stem.json"
+  fi
+done
+
+python3 "$BENCH/report.py" --dir "$OUT" --out "$BENCH/results.md" "${MODELS[@]}"
