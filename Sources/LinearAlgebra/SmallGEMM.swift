@@ -4,7 +4,7 @@ import Dispatch
 ///
 /// OpenBLAS packs W into its panel layout on every call, which for m ≤ 32 costs as much as the product
 /// itself (the packing showed up as a quarter of the time of batched generation). This kernel reads W in
-/// place, once per call: blocks of 4 rows of W against blocks of 4 rows of A, 16 SIMD8 accumulators, and
+/// place, once per call: blocks of 4 rows of W against pairs of rows of A, 8 SIMD8 accumulators, and
 /// splits the rows of W over `threads` threads.
 public enum SmallGEMM {
     /// Rows of A up to which `multiplyTransposed` is the better choice than OpenBLAS sgemm.
@@ -45,12 +45,11 @@ public enum SmallGEMM {
         while j + 4 <= rows.upperBound {
             let w0 = w + j * ldw, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw
             var i = 0
-            while i + 4 <= m {
-                let a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
+            // two rows of A against four rows of W: 8 accumulators + 5 operands fit AVX2's 16 registers
+            while i + 2 <= m {
+                let a0 = a + i * lda, a1 = a0 + lda
                 var s00 = SIMD8<Float>(), s01 = SIMD8<Float>(), s02 = SIMD8<Float>(), s03 = SIMD8<Float>()
                 var s10 = SIMD8<Float>(), s11 = SIMD8<Float>(), s12 = SIMD8<Float>(), s13 = SIMD8<Float>()
-                var s20 = SIMD8<Float>(), s21 = SIMD8<Float>(), s22 = SIMD8<Float>(), s23 = SIMD8<Float>()
-                var s30 = SIMD8<Float>(), s31 = SIMD8<Float>(), s32 = SIMD8<Float>(), s33 = SIMD8<Float>()
                 var p = 0
                 while p < k8 {
                     let x0 = load(w0 + p), x1 = load(w1 + p), x2 = load(w2 + p), x3 = load(w3 + p)
@@ -58,20 +57,15 @@ public enum SmallGEMM {
                     s00.addProduct(y0, x0); s01.addProduct(y0, x1); s02.addProduct(y0, x2); s03.addProduct(y0, x3)
                     let y1 = load(a1 + p)
                     s10.addProduct(y1, x0); s11.addProduct(y1, x1); s12.addProduct(y1, x2); s13.addProduct(y1, x3)
-                    let y2 = load(a2 + p)
-                    s20.addProduct(y2, x0); s21.addProduct(y2, x1); s22.addProduct(y2, x2); s23.addProduct(y2, x3)
-                    let y3 = load(a3 + p)
-                    s30.addProduct(y3, x0); s31.addProduct(y3, x1); s32.addProduct(y3, x2); s33.addProduct(y3, x3)
                     p += 8
                 }
-                var r = SIMD16<Float>(s00.sum(), s01.sum(), s02.sum(), s03.sum(), s10.sum(), s11.sum(), s12.sum(), s13.sum(),
-                                      s20.sum(), s21.sum(), s22.sum(), s23.sum(), s30.sum(), s31.sum(), s32.sum(), s33.sum())
+                var r = SIMD8<Float>(s00.sum(), s01.sum(), s02.sum(), s03.sum(), s10.sum(), s11.sum(), s12.sum(), s13.sum())
                 while p < k {
-                    for ii in 0..<4 { for jj in 0..<4 { r[ii * 4 + jj] += a[(i + ii) * lda + p] * w[(j + jj) * ldw + p] } }
+                    for ii in 0..<2 { for jj in 0..<4 { r[ii * 4 + jj] += a[(i + ii) * lda + p] * w[(j + jj) * ldw + p] } }
                     p += 1
                 }
-                for ii in 0..<4 { for jj in 0..<4 { put(r[ii * 4 + jj], c + (i + ii) * ldc + j + jj, accumulate) } }
-                i += 4
+                for ii in 0..<2 { for jj in 0..<4 { put(r[ii * 4 + jj], c + (i + ii) * ldc + j + jj, accumulate) } }
+                i += 2
             }
             while i < m {   // one row of A against four rows of W
                 let a0 = a + i * lda

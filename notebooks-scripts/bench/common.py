@@ -57,6 +57,15 @@ def peak_rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
+def load_average():
+    """The 1-minute load average (other work on the machine skews the timings)."""
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def now():
     return time.perf_counter()
 
@@ -84,12 +93,14 @@ def run_peer(peer, body):
     the benchmark goes on with the other peers."""
     args = parse_args(f"{peer} peer of `make bench`")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    load_before = load_average()
     try:
         result = body(args)
         out = {"peer": peer}
         out.update(result)
         out["peak_rss_mb"] = peak_rss_mb()
         out["started"] = started
+        out["load_average"] = {"before": load_before, "after": load_average()}
         out["python"] = platform.python_version()
         write_json(args.json, out)
         log(peer, f"wrote {args.json}")

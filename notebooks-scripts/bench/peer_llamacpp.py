@@ -105,15 +105,22 @@ def body(args):
     common.log(PEER, f"record (prefill only): {rec['tokens_per_s']} tok/s ({secs:.2f} s)")
 
     # ---- decode_single ------------------------------------------------------------------------
+    n_vocab = llm.n_vocab()
+
+    def next_token():
+        # With logits_all=False Llama.eval keeps no logits: read the last row from the context.
+        row = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        return int(np.argmax(np.ctypeslib.as_array(row, shape=(n_vocab,))))
+
     def greedy(ids, new_tokens, clock=None):
         llm.reset()
         llm.eval(ids)
-        out = [int(np.argmax(llm.scores[llm.n_tokens - 1]))]
+        out = [next_token()]
         if clock is not None:
             clock.append(common.now())
         while len(out) < new_tokens:  # no EOS stop: exactly new_tokens tokens
             llm.eval([out[-1]])
-            out.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+            out.append(next_token())
         return out
 
     greedy(token_ids[0], min(8, args.new_tokens))

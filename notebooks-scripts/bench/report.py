@@ -268,6 +268,14 @@ def model_section(directory, stem):
     lines.append("| prompts | " + fact(lambda d: str(d.get("prompts", d.get("n_prompts", "—")))) + " |")
     lines.append("| threads | " + fact(lambda d: str(d.get("threads", "—"))) + " |")
     lines.append("| version | " + fact(lambda d: short(d.get("version", "—"), 60)) + " |")
+
+    def load_cell(d):
+        la = d.get("load_average")
+        if isinstance(la, dict) and la.get("before") is not None:
+            return f"{la['before']:.2f} → {la.get('after', float('nan')):.2f}"
+        return "—"
+
+    lines.append("| load average (1 min, before → after) | " + fact(load_cell) + " |")
     lines.append("")
 
     counts = {key: docs[key].get("prompt_tokens") for key, _ in PEERS
