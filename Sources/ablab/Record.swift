@@ -50,6 +50,8 @@ struct Record: AsyncParsableCommand {
     @Option(name: .long, help: "The checkpoint's name (default: the model file's name).") var name: String?
     @Option(name: .long, help: "The run folder.") var out: String
     @Option(name: .customLong("batch-tokens"), help: "Tokens per packed prefill batch.") var batchTokens: Int = 4096
+    @Option(name: .customLong("prompts-per-shard"), help: "Prompts per crash-safe shard: at most this much work is lost to a crash.")
+    var promptsPerShard: Int = 64
     @Flag(name: .long, help: "Re-record even if a finished file or a partial recording exists.") var force = false
 
     func run() async throws {
@@ -66,6 +68,7 @@ struct Record: AsyncParsableCommand {
             if let shard { opts.shard = try ShardSpec(parsing: shard) }
             opts.batchTokens = batchTokens
             opts.force = force
+            opts.promptsPerShard = promptsPerShard
             let model = try modelOptions.load()
             let sha = try modelSHA256(modelOptions.model)
             let path = try Recorder.record(model: model, modelSHA256: sha, prompts: all, run: out, options: opts)

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import AblabCore
+import ActivationCache
+
+/// The `ablab record` process itself, on the real SmolLM2 model: killed with SIGKILL after it sealed a
+/// shard, then run again with the same arguments, it must produce a file whose every dataset equals
+/// that of an uninterrupted run (the recorder is deterministic, so "equal" means bit for bit).
+@Suite("ablab record killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(5)))
+struct RecordProcessKillTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var modelsDir: String { ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path }
+    static var model: String { modelsDir + "/SmolLM2-135M-Instruct.Q4_1.gguf" }
+    /// The `ablab` executable built next to this test bundle.
+    static var ablab: String? {
+        guard let exe = Bundle.main.executablePath else { return nil }
+        let p = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ablab").path
+        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
+    }
+
+    func record(_ out: String, prompts: String, stderr: String? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.ablab!)
+        p.arguments = ["record", "--model", Self.model, "--prompts", prompts, "--split", "train", "--name", "smol",
+                       "--prompts-per-shard", "6", "--threads", "1", "--out", out]
+        p.standardOutput = FileHandle.nullDevice
+        if let stderr {
+            FileManager.default.createFile(atPath: stderr, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: stderr)
+        } else {
+            p.standardError = FileHandle.nullDevice
+        }
+        try p.run()
+        return p
+    }
+
+    @Test(.enabled(if: ablab != nil && FileManager.default.fileExists(atPath: model), "needs the built ablab and the SmolLM2 model"))
+    func killedAndResumedEqualsUninterrupted() throws {
+        let tmp = NSTemporaryDirectory() + "ablab-recordkill-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        // 40 train prompts of the shipped data, both labels
+        let all = try PromptFile.load([Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmful.jsonl").path,
+                                       Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmless.jsonl").path],
+                                      splits: ["train"])
+        let chosen = Array(all.filter { $0.label == "harmful" }.prefix(20)) + Array(all.filter { $0.label == "harmless" }.prefix(20))
+        let lines = try chosen.map { p -> String in
+            String(decoding: try JSONSerialization.data(withJSONObject: ["id": p.id, "text": p.text, "label": p.label, "split": "train"]), as: UTF8.self)
+        }
+        let promptFile = tmp + "/prompts.jsonl"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: promptFile, atomically: true, encoding: .utf8)
+
+        let whole = try record(tmp + "/whole", prompts: promptFile)
+        whole.waitUntilExit()
+        try #require(whole.terminationStatus == 0, "the uninterrupted run failed")
+
+        let killed = try record(tmp + "/killed", prompts: promptFile)
+        let partial = tmp + "/killed/activations/.smol.partial"
+        let deadline = Date().addingTimeInterval(120)
+        var sealed = 0
+        while killed.isRunning && Date() < deadline {
+            sealed = ((try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []).filter { $0.hasPrefix("shard-") && $0.hasSuffix(".h5") }.count
+            if sealed >= 2 { break }
+            usleep(5_000)
+        }
+        kill(killed.processIdentifier, SIGKILL)
+        killed.waitUntilExit()
+        try #require(sealed >= 2 && killed.terminationReason == .uncaughtSignal, "the kill did not land mid-run (\(sealed) shards sealed)")
+        #expect(!FileManager.default.fileExists(atPath: tmp + "/killed/activations/smol.h5"), "no final file before the rerun")
+
+        let rerun = try record(tmp + "/killed", prompts: promptFile, stderr: tmp + "/rerun.log")
+        rerun.waitUntilExit()
+        try #require(rerun.terminationStatus == 0, "the resumed run failed")
+        // it resumed: the sealed shards' prompts (6 each) were not recorded again
+        let log = (try? String(contentsOfFile: tmp + "/rerun.log", encoding: .utf8)) ?? ""
+        let resumed = log.firstRange(of: /resuming, (\d+) prompts already recorded/).map { Int(log[$0].split(separator: " ")[1])! }
+        #expect(resumed.map { $0 >= 12 && $0 % 6 == 0 && $0 < 40 } == true, "the rerun did not resume after the sealed shards: \(log.suffix(400))")
+
+        let a = try ActivationFile(path: tmp + "/whole/activations/smol.h5")
+        let b = try ActivationFile(path: tmp + "/killed/activations/smol.h5")
+        #expect(a.prompts.map(\.id) == b.prompts.map(\.id))
+        #expect(a.prompts.map(\.nTokens) == b.prompts.map(\.nTokens))
+        #expect(a.header.positions == b.header.positions)
+        var differing = 0
+        for layer in 0...a.header.nLayers {
+            for pos in a.header.positions.map(Int.init) {
+                if try a.residual(layer: layer, position: pos).data != b.residual(layer: layer, position: pos).data { differing += 1 }
+            }
+        }
+        #expect(differing == 0, "\(differing) (layer, position) slices differ")
+    }
+}
