@@ -38,6 +38,16 @@ public enum AnalysisFile {
     /// The best-ranked candidate (layer, position, method) of a checkpoint, from candidates.csv.
     public static func bestCandidate(run: String, checkpoint: String, position: Int? = nil,
                                      method: DirectionMethod? = nil) throws -> (layer: Int, position: Int, method: DirectionMethod) {
+        guard let b = try rankedCandidates(run: run, checkpoint: checkpoint, position: position, method: method).first else {
+            throw AnalysisError(site: run + "/analysis/candidates.csv",
+                                "no eligible candidate for '\(checkpoint)'\(position.map { " at position \($0)" } ?? ""); fix [abliteration] layer by hand")
+        }
+        return (b.layer, b.position, b.method)
+    }
+
+    /// The eligible (ranked) candidates of a checkpoint from candidates.csv, best first.
+    public static func rankedCandidates(run: String, checkpoint: String, position: Int? = nil,
+                                        method: DirectionMethod? = nil) throws -> [(rank: Int, layer: Int, position: Int, method: DirectionMethod)] {
         let path = run + "/analysis/candidates.csv"
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw AnalysisError(site: path, "no candidate list; run `ablab analyze \(run)` first")
@@ -49,17 +59,14 @@ public enum AnalysisFile {
             return i
         }
         let cRank = try col("rank"), cCk = try col("checkpoint"), cL = try col("layer"), cP = try col("position"), cM = try col("method")
-        var best: (rank: Int, layer: Int, position: Int, method: DirectionMethod)?
+        var out: [(rank: Int, layer: Int, position: Int, method: DirectionMethod)] = []
         for r in rows.dropFirst() where r.fields.count == header.count {
             guard r.fields[cCk] == checkpoint, let rank = Int(r.fields[cRank]), let l = Int(r.fields[cL]),
                   let p = Int(r.fields[cP]), let m = DirectionMethod(rawValue: r.fields[cM]) else { continue }
             if let position, p != position { continue }
             if let method, m != method { continue }
-            if best == nil || rank < best!.rank { best = (rank, l, p, m) }
+            out.append((rank, l, p, m))
         }
-        guard let b = best else {
-            throw AnalysisError(site: path, "no eligible candidate for '\(checkpoint)'\(position.map { " at position \($0)" } ?? ""); fix [abliteration] layer by hand")
-        }
-        return (b.layer, b.position, b.method)
+        return out.sorted { $0.rank < $1.rank }
     }
 }

@@ -20,12 +20,86 @@ extension Pipeline {
         let method = Abliteration.DirectionMethod(rawValue: spec.method) ?? .meanDiff
         var layer = spec.layer
         if layer == nil {
-            let best = try AnalysisFile.bestCandidate(run: run, checkpoint: c.name, position: spec.position,
-                                                      method: Analysis.DirectionMethod(rawValue: spec.method))
-            layer = best.layer
-            log.info("[generate] \(c.name): automatic candidate layer \(best.layer), position \(best.position), \(best.method.rawValue)")
+            if spec.selectTop > 0 {
+                layer = try selectCandidate(c)
+            } else {
+                let best = try AnalysisFile.bestCandidate(run: run, checkpoint: c.name, position: spec.position,
+                                                          method: Analysis.DirectionMethod(rawValue: spec.method))
+                layer = best.layer
+                log.info("[generate] \(c.name): automatic candidate layer \(best.layer), position \(best.position), \(best.method.rawValue)")
+            }
         }
         return spec.alphas.map { AbliterationSetting(checkpoint: c.name, method: method, layer: layer!, position: spec.position, alpha: $0) }
+    }
+
+    /// The model-based choice among the checkpoint's best `select_top` cache candidates (at the study's
+    /// position and method): Arditi et al.'s bypass / induce / KL scores on the last `select_prompts` train
+    /// prompts of each label (never test prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
+    /// The lowest bypass score among candidates with KL ≤ 0.1, a positive induce score and a layer outside
+    /// the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
+    /// Returns the chosen layer.
+    func selectCandidate(_ c: CheckpointSpec) throws -> Int {
+        let method = Analysis.DirectionMethod(rawValue: spec.method) ?? .meanDiff
+        let ranked = try AnalysisFile.rankedCandidates(run: run, checkpoint: c.name, position: spec.position, method: method)
+        guard !ranked.isEmpty else {
+            throw AnalysisError(site: run + "/analysis/candidates.csv", "no eligible candidate for '\(c.name)' at position \(spec.position); fix [abliteration] layer by hand")
+        }
+        let top = Array(ranked.prefix(spec.selectTop))
+        let train = try studyPrompts().filter { $0.split == "train" }
+        let harmful = Array(train.filter { $0.label == "harmful" }.suffix(spec.selectPrompts)).map(\.text)
+        let harmless = Array(train.filter { $0.label == "harmless" }.suffix(spec.selectPrompts)).map(\.text)
+        let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
+        let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
+                     "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
+                     "prompts": promptSetSHA256Local(train), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
+        try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
+            let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+            let cands = try top.map { t in
+                CandidateScoring.Candidate(layer: t.layer, position: t.position,
+                                           direction: try AnalysisFile.direction(run: run, checkpoint: c.name, method: t.method,
+                                                                                 layer: t.layer, position: t.position))
+            }
+            let (base, scores) = try CandidateScoring.score(model: model, candidates: cands, harmful: harmful, harmless: harmless) { i, n in
+                if i < n { self.log.info("[select] \(c.name): scoring candidate \(i + 1)/\(n) (layer \(cands[i].layer))") }
+            }
+            let nLayers = model.config.nLayers
+            var why: [[String]] = []
+            for (t, sc) in zip(top, scores) {
+                var w: [String] = []
+                if Double(t.layer) >= 0.8 * Double(nLayers) { w.append("layer in the last 20 %") }
+                if !(sc.kl <= 0.1) { w.append(String(format: "KL %.3g > 0.1", sc.kl)) }
+                if !(sc.induce > 0) { w.append(String(format: "induce %.3g <= 0", sc.induce)) }
+                why.append(w)
+            }
+            let eligible = top.indices.filter { why[$0].isEmpty }
+            let chosen = eligible.min { scores[$0].bypass < scores[$1].bypass } ?? 0
+            var csv = "checkpoint,cache_rank,layer,position,method,bypass,induce,kl,addition_norm,baseline_harmful_refusal,baseline_harmless_refusal,eligible,excluded_because,chosen\n"
+            for (i, t) in top.enumerated() {
+                let sc = scores[i]
+                let fields = [c.name, String(t.rank), String(t.layer), String(t.position), t.method.rawValue,
+                              String(sc.bypass), String(sc.induce), String(sc.kl), String(sc.additionNorm),
+                              String(base.harmfulRefusal), String(base.harmlessRefusal),
+                              why[i].isEmpty ? "true" : "false", why[i].joined(separator: "; "),
+                              i == chosen ? (eligible.isEmpty ? "fallback" : "true") : "false"]
+                csv += fields.map(CSV.escape).joined(separator: ",") + "\n"
+            }
+            try SafeFiles.atomicWrite(Data(csv.utf8), to: out)
+            if eligible.isEmpty {
+                log.warning("[select] \(c.name): no candidate passes KL ≤ 0.1 and induce > 0; keeping the cache's best (layer \(top[0].layer))")
+            } else {
+                let f = { (x: Double) in String(format: "%.3g", x) }
+                log.info("[select] \(c.name): layer \(top[chosen].layer) (bypass \(f(scores[chosen].bypass)) vs \(f(base.harmfulRefusal)) unablated, induce \(f(scores[chosen].induce)), KL \(f(scores[chosen].kl)))")
+            }
+            return [out]
+        }
+        // read the choice back (also when the stage was skipped as unchanged)
+        let rows = try CSV.parse(try String(contentsOfFile: out, encoding: .utf8), file: out)
+        guard let header = rows.first?.fields, let cl = header.firstIndex(of: "layer"), let cc = header.firstIndex(of: "chosen"),
+              let row = rows.dropFirst().first(where: { $0.fields.count == header.count && $0.fields[cc] != "false" }),
+              let layer = Int(row.fields[cl]) else {
+            throw AnalysisError(site: out, "no chosen candidate in the selection file; delete it and run again")
+        }
+        return layer
     }
 
     /// Generate: original and abliterated answers to the test prompts → `<run>/generations/<system>.jsonl`.

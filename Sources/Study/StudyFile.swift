@@ -88,6 +88,8 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var position: Int                // relative position of the direction
     public var alphas: [Double]             // systems generated per checkpoint besides the original
     public var exportWeights: Bool
+    public var selectTop: Int               // cache candidates scored with the model (0 = cache ranking only)
+    public var selectPrompts: Int           // train prompts per label used for that scoring
 
     // generation
     public var harmfulTest: Int
@@ -161,7 +163,7 @@ public enum StudyFile {
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
-        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights"])
+        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts"])
         let gen = try r.table(root, "generation") ?? TOMLTable()
         try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
@@ -217,6 +219,8 @@ public enum StudyFile {
             position: try r.int(abl, "abliteration.position", min: -1024) ?? -1,
             alphas: try r.doubles(abl, "abliteration.alphas") ?? [1.0],
             exportWeights: try r.bool(abl, "abliteration.export_weights") ?? false,
+            selectTop: try r.int(abl, "abliteration.select_top", min: 0) ?? 5,
+            selectPrompts: try r.int(abl, "abliteration.select_prompts", min: 1) ?? 32,
             harmfulTest: try r.int(gen, "generation.harmful", min: 0) ?? 50,
             harmlessTest: try r.int(gen, "generation.harmless", min: 0) ?? 50,
             maxNewTokens: try r.int(gen, "generation.max_new_tokens", min: 1) ?? 256,
