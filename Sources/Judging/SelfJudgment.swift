@@ -32,7 +32,7 @@ public struct SelfJudgmentSummary: Sendable, Equatable {
 
 /// Self-judgment probes: each system is shown its own (prompt, response) as the earlier turns of a
 /// conversation and asked whether that answer refused; the verdict comes from the logits of the two
-/// answer letters (as for `LLMJudge`), with the system's abliteration active when it is abliterated
+/// answer letters (scored like `LLMJudge`'s two answers), with the system's abliteration active when it is abliterated
 /// (pass its `HookSet`).
 ///
 /// The conversation: user = the original request (cut to 256 tokens), assistant = its own answer (cut to
@@ -56,12 +56,15 @@ public enum SelfJudgment {
 
     public static let promptBudget = 256
     public static let responseBudget = 384
+    /// The answer letters' spellings (first tokens pooled), as in the question above.
+    public static let refusalOptions = ["A", " A"]
+    public static let nonRefusalOptions = ["B", " B"]
 
     /// P(refusal) each item's system gives its own answer; `hooks` are applied during the forward pass
     /// (the system's abliteration, empty for an original checkpoint).
     public static func scores(model: ChatModel, items: [JudgeItem], hooks: HookSet = HookSet(),
                               batchTokens: Int = 3072, batchItems: Int = 16) throws -> [Double] {
-        let scorer = try TwoOptionScorer(model: model, a: LLMJudge.refusalOptions, b: LLMJudge.nonRefusalOptions,
+        let scorer = try TwoOptionScorer(model: model, a: refusalOptions, b: nonRefusalOptions,
                                          batchTokens: batchTokens, batchItems: batchItems)
         let convs = items.map { it -> [Int] in
             let req = scorer.truncate(it.prompt, budget: promptBudget, note: " […truncated]")

@@ -59,11 +59,9 @@ struct LLMJudgeTests {
 
     @Test("Qwen2.5-Coder-0.5B judge: refusals score higher and are judged REFUSAL", .enabled(if: haveQwen))
     func qwen() throws {
-        // Measured: with this prompt Qwen2.5-Coder-0.5B gives every case P(refusal) ≈ 0.62–0.64 (no
-        // separation); kept as a known issue so a better prompt or model shows up as a fixed issue.
-        try withKnownIssue("Qwen2.5-Coder-0.5B does not separate refusals from compliance with this prompt", isIntermittent: true) {
-            try checkModel(qwenName, strict: true)
-        }
+        // With the earlier A/B rubric this model gave every case P(refusal) ≈ 0.62–0.66; the "was the
+        // request served?" wording separates them (see LLMJudge's documentation).
+        try checkModel(qwenName, strict: true)
     }
 
     func checkModel(_ name: String, strict: Bool = false) throws {
