@@ -33,8 +33,8 @@ extension Pipeline {
     }
 
     /// The model-based choice among the checkpoint's best `select_top` cache candidates (at the study's
-    /// position and method): Arditi et al.'s bypass / induce / KL scores on the last `select_prompts` train
-    /// prompts of each label (never test prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
+    /// position and method): Arditi et al.'s bypass / induce / KL scores on `select_prompts` train prompts
+    /// of each label that the directions were not fit on (never test prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
     /// The lowest bypass score among candidates with KL ≤ 0.1, a positive induce score and a layer outside
     /// the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
     /// Returns the chosen layer.
@@ -45,13 +45,21 @@ extension Pipeline {
             throw AnalysisError(site: run + "/analysis/candidates.csv", "no eligible candidate for '\(c.name)' at position \(spec.position); fix [abliteration] layer by hand")
         }
         let top = Array(ranked.prefix(spec.selectTop))
-        let train = try studyPrompts().filter { $0.split == "train" }
-        let harmful = Array(train.filter { $0.label == "harmful" }.suffix(spec.selectPrompts)).map(\.text)
-        let harmless = Array(train.filter { $0.label == "harmless" }.suffix(spec.selectPrompts)).map(\.text)
+        // Validation prompts: train prompts the directions were not fit on (beyond train_per_class) when
+        // there are enough, else the last train prompts (in-sample for the direction, never test).
+        let fitted = Set(try studyPrompts().filter { $0.split == "train" }.map(\.id))
+        let train = try PromptFile.load(spec.promptFiles, splits: ["train"])
+        func pick(_ label: String) -> [String] {
+            let unused = train.filter { $0.label == label && !fitted.contains($0.id) }
+            if unused.count >= spec.selectPrompts { return unused.suffix(spec.selectPrompts).map(\.text) }
+            log.info("[select] \(c.name): fewer than \(spec.selectPrompts) unused \(label) train prompts; scoring on the last fitted ones")
+            return train.filter { $0.label == label }.suffix(spec.selectPrompts).map(\.text)
+        }
+        let harmful = pick("harmful"), harmless = pick("harmless")
         let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
         let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
                      "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
-                     "prompts": promptSetSHA256Local(train), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
+                     "prompts": promptSetSHA256Local(train) + ":" + String(fitted.count), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
         try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
             let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
             let cands = try top.map { t in
