@@ -35,8 +35,8 @@ extension Pipeline {
     /// The model-based choice among the checkpoint's best `select_top` cache candidates (at the study's
     /// position and method): Arditi et al.'s bypass / induce / KL scores on `select_prompts` train prompts
     /// of each label that the directions were not fit on (never test prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
-    /// The lowest bypass score among candidates with KL ≤ 0.1, a positive induce score and a layer outside
-    /// the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
+    /// The lowest bypass score among candidates with KL ≤ 0.1, an induce score above the midpoint of the
+    /// unablated harmful and harmless refusal scores, and a layer outside the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
     /// Returns the chosen layer.
     func selectCandidate(_ c: CheckpointSpec) throws -> Int {
         let method = Analysis.DirectionMethod(rawValue: spec.method) ?? .meanDiff
@@ -59,7 +59,7 @@ extension Pipeline {
         let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
         let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
                      "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
-                     "prompts": promptSetSHA256Local(train) + ":" + String(fitted.count), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
+                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": promptSetSHA256Local(train) + ":" + String(fitted.count), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
         try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
             let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
             let cands = try top.map { t in
@@ -71,12 +71,17 @@ extension Pipeline {
                 if i < n { self.log.info("[select] \(c.name): scoring candidate \(i + 1)/\(n) (layer \(cands[i].layer))") }
             }
             let nLayers = model.config.nLayers
+            // Arditi et al. require induce > 0 (log-odds), for models whose refusals begin with the refusal
+            // tokens almost surely. Small models' harmful prompts score below 0 themselves (Qwen2.5-Coder-0.5B:
+            // −0.7), so the bar here is relative: the addition must move harmless prompts at least halfway
+            // from their own refusal score to that of harmful prompts.
+            let induceBar = (base.harmfulRefusal + base.harmlessRefusal) / 2
             var why: [[String]] = []
             for (t, sc) in zip(top, scores) {
                 var w: [String] = []
                 if Double(t.layer) >= 0.8 * Double(nLayers) { w.append("layer in the last 20 %") }
                 if !(sc.kl <= 0.1) { w.append(String(format: "KL %.3g > 0.1", sc.kl)) }
-                if !(sc.induce > 0) { w.append(String(format: "induce %.3g <= 0", sc.induce)) }
+                if !(sc.induce > induceBar) { w.append(String(format: "induce %.3g <= %.3g", sc.induce, induceBar)) }
                 why.append(w)
             }
             let eligible = top.indices.filter { why[$0].isEmpty }
@@ -93,7 +98,7 @@ extension Pipeline {
             }
             try SafeFiles.atomicWrite(Data(csv.utf8), to: out)
             if eligible.isEmpty {
-                log.warning("[select] \(c.name): no candidate passes KL ≤ 0.1 and induce > 0; keeping the cache's best (layer \(top[0].layer))")
+                log.warning("[select] \(c.name): no candidate passes KL ≤ 0.1 and the induce bar; keeping the cache's best (layer \(top[0].layer))")
             } else {
                 let f = { (x: Double) in String(format: "%.3g", x) }
                 log.info("[select] \(c.name): layer \(top[chosen].layer) (bypass \(f(scores[chosen].bypass)) vs \(f(base.harmfulRefusal)) unablated, induce \(f(scores[chosen].induce)), KL \(f(scores[chosen].kl)))")
@@ -118,6 +123,7 @@ extension Pipeline {
         for c in selectedCheckpoints {
             let settings = try abliterationSettings(c)
             let systems = [c.name] + settings.map(\.systemName)
+            try setAsideSupersededGenerations(checkpoint: c.name, current: Set(systems))
             let outputs = systems.map { GenerationRun.path(run: run, system: $0) }
             var parts = ["model": try fileHash(c.model), "prompts": promptSetSHA256Local(prompts),
                          "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
@@ -138,6 +144,26 @@ extension Pipeline {
                 }
                 return outputs
             }
+        }
+    }
+
+    /// Moves generation files of `checkpoint`'s abliterated systems that the study no longer produces
+    /// (e.g. after the chosen layer changed) to `generations/superseded/`, so judging, probing and the
+    /// report see only the current systems; nothing is deleted.
+    func setAsideSupersededGenerations(checkpoint: String, current: Set<String>) throws {
+        let dir = run + "/generations"
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }
+        let keep = Set(current.map { SafeFiles.sanitize($0) + ".jsonl" })
+        let prefix = SafeFiles.sanitize(checkpoint + "+abl-")
+        for f in files where f.hasPrefix(prefix) && !keep.contains(f) {
+            let aside = dir + "/superseded"
+            try SafeFiles.createDirectory(aside)
+            let target = aside + "/" + f
+            try? FileManager.default.removeItem(atPath: target)
+            do { try FileManager.default.moveItem(atPath: dir + "/" + f, toPath: target) } catch {
+                throw IOError(path: dir + "/" + f, "cannot move a superseded generation file aside: \(error.localizedDescription)")
+            }
+            log.info("[generate] \(f) is no longer a system of the study; moved to generations/superseded/")
         }
     }
 

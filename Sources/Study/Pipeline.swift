@@ -159,6 +159,7 @@ public enum StageRegistry {
         .analyze: { try $0.analyzeStage() },
         .generate: { try $0.generateStage() },
         .judge: { try $0.judgeStage() },
+        .probe: { try $0.probeStage() },
         .agree: { try $0.agreeStage() },
         .report: { try $0.reportStage() },
     ]

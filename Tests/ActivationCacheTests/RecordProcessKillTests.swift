@@ -3,10 +3,10 @@ import Testing
 import AblabCore
 import ActivationCache
 
-/// The `ablab record` process itself, on the real SmolLM2 model: killed with SIGKILL after it sealed a
-/// shard, then run again with the same arguments, it must produce a file whose every dataset equals
+/// The `ablab record` process itself, on the real SmolLM2 model: killed with SIGKILL five times at random
+/// moments, then run again with the same arguments, it must produce a file whose every dataset equals
 /// that of an uninterrupted run (the recorder is deterministic, so "equal" means bit for bit).
-@Suite("ablab record killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(5)))
+@Suite("ablab record killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(6)))
 struct RecordProcessKillTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var modelsDir: String { ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path }
@@ -54,27 +54,41 @@ struct RecordProcessKillTests {
         whole.waitUntilExit()
         try #require(whole.terminationStatus == 0, "the uninterrupted run failed")
 
-        let killed = try record(tmp + "/killed", prompts: promptFile)
+        // Five kills at random moments (after 1…5 sealed shards, plus a random 0–400 ms into the next
+        // shard; the seed is printed), each followed by a rerun that is killed in turn; then a last rerun.
         let partial = tmp + "/killed/activations/.smol.partial"
-        let deadline = Date().addingTimeInterval(120)
-        var sealed = 0
-        while killed.isRunning && Date() < deadline {
-            sealed = ((try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []).filter { $0.hasPrefix("shard-") && $0.hasSuffix(".h5") }.count
-            if sealed >= 2 { break }
-            usleep(5_000)
+        var rng = SystemRandomNumberGenerator()
+        let seed = UInt64.random(in: 0...UInt64.max, using: &rng)
+        var state = seed
+        func nextDelay() -> useconds_t { state = state &* 6364136223846793005 &+ 1442695040888963407; return useconds_t((state >> 33) % 400_000) }
+        var kills = 0
+        for target in 1...5 {
+            let killed = try record(tmp + "/killed", prompts: promptFile)
+            let deadline = Date().addingTimeInterval(120)
+            var sealed = 0
+            while killed.isRunning && Date() < deadline {
+                sealed = ((try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []).filter { $0.hasPrefix("shard-") && $0.hasSuffix(".h5") }.count
+                if sealed >= target { break }
+                usleep(5_000)
+            }
+            usleep(nextDelay())
+            guard killed.isRunning else { killed.waitUntilExit(); break }   // finished before the kill: nothing left to interrupt
+            kill(killed.processIdentifier, SIGKILL)
+            killed.waitUntilExit()
+            if killed.terminationReason == .uncaughtSignal { kills += 1 }
         }
-        kill(killed.processIdentifier, SIGKILL)
-        killed.waitUntilExit()
-        try #require(sealed >= 2 && killed.terminationReason == .uncaughtSignal, "the kill did not land mid-run (\(sealed) shards sealed)")
-        #expect(!FileManager.default.fileExists(atPath: tmp + "/killed/activations/smol.h5"), "no final file before the rerun")
+        #expect(kills >= 3, "at least three kills should land mid-run (seed \(seed)); got \(kills)")
+        print("record kill test: \(kills) SIGKILLs landed (delay seed \(seed))")
 
-        let rerun = try record(tmp + "/killed", prompts: promptFile, stderr: tmp + "/rerun.log")
-        rerun.waitUntilExit()
-        try #require(rerun.terminationStatus == 0, "the resumed run failed")
-        // it resumed: the sealed shards' prompts (6 each) were not recorded again
-        let log = (try? String(contentsOfFile: tmp + "/rerun.log", encoding: .utf8)) ?? ""
-        let resumed = log.firstRange(of: /resuming, (\d+) prompts already recorded/).map { Int(log[$0].split(separator: " ")[1])! }
-        #expect(resumed.map { $0 >= 12 && $0 % 6 == 0 && $0 < 40 } == true, "the rerun did not resume after the sealed shards: \(log.suffix(400))")
+        if !FileManager.default.fileExists(atPath: tmp + "/killed/activations/smol.h5") {
+            let rerun = try record(tmp + "/killed", prompts: promptFile, stderr: tmp + "/rerun.log")
+            rerun.waitUntilExit()
+            try #require(rerun.terminationStatus == 0, "the resumed run failed")
+            // it resumed: the sealed shards' prompts (6 each) were not recorded again
+            let log = (try? String(contentsOfFile: tmp + "/rerun.log", encoding: .utf8)) ?? ""
+            let resumed = log.firstRange(of: /resuming, (\d+) prompts already recorded/).map { Int(log[$0].split(separator: " ")[1])! }
+            #expect(resumed.map { $0 >= 6 && $0 % 6 == 0 && $0 < 40 } == true, "the rerun did not resume after the sealed shards: \(log.suffix(400))")
+        }
 
         let a = try ActivationFile(path: tmp + "/whole/activations/smol.h5")
         let b = try ActivationFile(path: tmp + "/killed/activations/smol.h5")
