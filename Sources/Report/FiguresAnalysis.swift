@@ -229,7 +229,9 @@ public struct CrossCheckpointData: Sendable {
         public var title: String
         /// [checkpoint][checkpoint]; diagonal 1; NaN where the pair was not compared.
         public var values: [[Double]]
-        public init(title: String, values: [[Double]]) { self.title = title; self.values = values }
+        /// Relative depth in [0, 1] (of the first checkpoint).
+        public var depth: Double
+        public init(title: String, values: [[Double]], depth: Double = .nan) { self.title = title; self.values = values; self.depth = depth }
     }
     /// "cka" or "cosine"
     public var metric: String
@@ -272,7 +274,7 @@ public struct CrossCheckpointData: Sendable {
                 }
             }
             guard any else { continue }
-            panels.append(Panel(title: "depth \(Int((dpt * 100).rounded())) % (\(ref) L\(lr))", values: m))
+            panels.append(Panel(title: "depth \(Int((dpt * 100).rounded())) % (\(ref) L\(lr))", values: m, depth: Double(lr) / Double(lRef)))
         }
         return CrossCheckpointData(metric: metric, method: method, checkpoints: checkpoints, panels: panels)
     }
@@ -292,9 +294,39 @@ extension AnalysisFigures {
         return f
     }
 
+    /// One line per pair of checkpoints: the metric against relative depth (%).
+    public static func crossCheckpointLines(_ d: CrossCheckpointData) -> Figure {
+        let isCKA = d.metric == "cka"
+        var f = panels(1, maxColumns: 1, panelHeight: 230)
+        var ax = Axes(title: isCKA ? "Linear CKA at matched relative depth" : "Cosine of the \(d.method) directions at matched relative depth",
+                      xLabel: "Relative depth (%)", yLabel: isCKA ? "Linear CKA" : "Cosine")
+        let palette = Palette.okabeIto
+        var k = 0
+        for i in 0..<d.checkpoints.count {
+            for j in (i + 1)..<d.checkpoints.count {
+                var xs: [Double] = [], ys: [Double] = []
+                for p in d.panels {
+                    let v = p.values[i][j].isNaN ? p.values[j][i] : p.values[i][j]
+                    if v.isFinite { xs.append(p.depth * 100); ys.append(v) }
+                }
+                guard !xs.isEmpty else { continue }
+                ax.line(x: xs, y: ys, label: "\(d.checkpoints[i]) vs \(d.checkpoints[j])", color: palette.color(k),
+                        marker: xs.count <= 12 ? .circle : .none)
+                k += 1
+            }
+        }
+        ax.yLimits = isCKA ? .fixed(0, 1) : .fixed(-1, 1)
+        f.axes[0] = ax
+        return f
+    }
+
     /// Checkpoint × checkpoint heatmaps at a few depths: CKA on a sequential map [0, 1], cosines on the
     /// diverging map [−1, 1].
     public static func crossCheckpoint(_ d: CrossCheckpointData) -> Figure {
+        // Few checkpoints: one line per pair over relative depth reads better than tiny heatmaps.
+        if d.checkpoints.count <= 4 && d.panels.count >= 3 && d.panels.allSatisfy({ !$0.depth.isNaN }) {
+            return crossCheckpointLines(d)
+        }
         var f = panels(d.panels.count, maxColumns: 2, panelHeight: 200)
         let isCKA = d.metric == "cka"
         for (i, p) in d.panels.enumerated() {

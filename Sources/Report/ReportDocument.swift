@@ -140,7 +140,14 @@ extension StudyReport {
         var s: [String] = []
         if let c = r.caches.first {
             let models = r.caches.map { "\($0.checkpoint) (\($0.architecture), \($0.nLayers) layers, width \($0.dModel))" }.joined(separator: "; ")
-            s.append("Each checkpoint answered its chat template with \(c.systemPrompt.isEmpty ? "no system prompt" : "the system prompt \"\(c.systemPrompt)\""); the residual stream after every block was cached at token positions \(c.positions.map(String.init).joined(separator: ", ")) (negative: counted from the end of the prompt). Models: \(models).")
+            // system prompts differ per model (each model's default); name each one
+            let systems = r.caches.map { "\($0.checkpoint): \($0.systemPrompt.isEmpty ? "none" : "\"\($0.systemPrompt)\"")" }
+            let sameSystem = Set(r.caches.map(\.systemPrompt)).count == 1
+            let systemText = sameSystem ? (c.systemPrompt.isEmpty ? "no system prompt" : "the system prompt \"\(c.systemPrompt)\"")
+                                        : "its system prompt (\(systems.joined(separator: "; ")))"
+            let positionText = Set(r.caches.map(\.positions)).count == 1 ? c.positions.map(String.init).joined(separator: ", ")
+                : r.caches.map { "\($0.checkpoint): \($0.positions.map(String.init).joined(separator: ", "))" }.joined(separator: "; ")
+            s.append("Each checkpoint answered its chat template with \(systemText); the residual stream after every block was cached at token positions \(positionText) (negative: counted from the end of the prompt). Models: \(models).")
             let counts = c.promptCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
             s.append("Prompts (label/split): \(counts).")
         } else {

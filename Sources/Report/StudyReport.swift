@@ -212,11 +212,14 @@ public enum StudyReport {
             var layerCounts: [String: Int] = [:]
             for c in r.caches { layerCounts[c.checkpoint] = c.nLayers }
             for x in sim where x.checkpointA == x.checkpointB { layerCounts[x.checkpointA] = max(layerCounts[x.checkpointA] ?? 0, x.layerA) }
-            let cka = CrossCheckpointData.from(sim, metric: "cka", method: "-", position: pos, checkpoints: cks, layerCounts: layerCounts)
+            // every layer of the first checkpoint when there are few checkpoints (drawn as lines), else four depths (heatmaps)
+            let refLayers = cks.first.flatMap { layerCounts[$0] } ?? 0
+            let depths: [Double] = cks.count <= 4 && refLayers > 0 ? (1...refLayers).map { Double($0) / Double(refLayers) } : [0.25, 0.5, 0.75, 1.0]
+            let cka = CrossCheckpointData.from(sim, metric: "cka", method: "-", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
             if !cka.panels.isEmpty {
-                out.append(StudyFigure(name: "cross_checkpoint_cka", caption: "Linear CKA between the test-prompt activations of every pair of checkpoints at matched relative depth (token position \(pos)).", figure: AnalysisFigures.crossCheckpoint(cka)))
+                out.append(StudyFigure(name: "cross_checkpoint_cka", caption: "Linear CKA between the test-prompt activations of every pair of checkpoints at matched relative depth (token position \(pos)); 1 = the same geometry up to rotation and scale.", figure: AnalysisFigures.crossCheckpoint(cka)))
             }
-            let cos = CrossCheckpointData.from(sim, metric: "cosine", method: "mean-diff", position: pos, checkpoints: cks, layerCounts: layerCounts)
+            let cos = CrossCheckpointData.from(sim, metric: "cosine", method: "mean-diff", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
             if !cos.panels.isEmpty {
                 out.append(StudyFigure(name: "cross_checkpoint_cosine", caption: "Cosine between the mean-difference refusal directions of every pair of checkpoints at matched relative depth (equal widths only; token position \(pos)).", figure: AnalysisFigures.crossCheckpoint(cos)))
             }

@@ -66,16 +66,13 @@ public struct SystemName: Sendable, Hashable, CustomStringConvertible {
         if let r = s.range(of: "+abl-", options: .backwards) {
             let base = String(s[..<r.lowerBound])
             let spec = String(s[r.upperBound...])
-            // <method>-L<layer>-a<alpha>; the method may itself contain '-'.
-            let parts = spec.components(separatedBy: "-")
-            if parts.count >= 3, let lp = parts.dropLast().last, lp.hasPrefix("L"), let layer = Int(lp.dropFirst()),
-               let ap = parts.last, ap.hasPrefix("a"), let alpha = Double(ap.dropFirst()), !base.isEmpty {
-                let method = parts.dropLast(2).joined(separator: "-")
-                if !method.isEmpty {
-                    var n = SystemName(checkpoint: base, abliteration: Abliteration(method: method, layer: layer, alpha: alpha))
-                    n.raw = s
-                    return n
-                }
+            // <method>-L<layer>[-p<position>]-a<alpha>; the method may itself contain '-', the position is
+            // negative for positions counted from the end (as `ablab` writes them: "-p-1").
+            if !base.isEmpty, let m = spec.wholeMatch(of: /(.+)-L(\d+)(?:-p(-?\d+))?-a([0-9.eE+\-]+)/),
+               let layer = Int(m.output.2), let alpha = Double(m.output.4) {
+                var n = SystemName(checkpoint: base, abliteration: Abliteration(method: String(m.output.1), layer: layer, alpha: alpha))
+                n.raw = s
+                return n
             }
         }
         let t = s.trimmingCharacters(in: .whitespaces)

@@ -11,6 +11,7 @@ extension Pipeline {
         // Relative paths are relative to the working folder, like every path in a study file.
         o.figuresDirectory = options.figures ?? spec.figures
         o.paperDirectory = spec.paperData
+        o.reference = spec.referenceJudge
         let s = try StudyReport.render(run: run, options: o)
         for (k, v) in s.missing.sorted(by: { $0.key < $1.key }) { log.info("[report] \(k): \(v)") }
         log.info("[report] wrote \(s.pdf) (\(s.pages) pages) and \(s.figures.count) figures to \(s.figuresDirectory)")

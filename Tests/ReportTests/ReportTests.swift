@@ -20,6 +20,16 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
         #expect(SystemName(checkpoint: "q", abliteration: .init(method: "pc1", layer: 3, alpha: 1)).formatted == "q+abl-pc1-L3-a1")
     }
 
+    /// The names `ablab generate` and `ablab run` write carry the position ("-p-1"), as Abliteration.SystemName formats them.
+    @Test(arguments: [("Qwen2.5-Coder-0.5B-Instruct+abl-mean-diff-L16-p-1-a1", "Qwen2.5-Coder-0.5B-Instruct", "mean-diff", 16, 1.0),
+                      ("SmolLM2+abl-pc1-L3-p-5-a0.5", "SmolLM2", "pc1", 3, 0.5), ("m+abl-mean-diff-L2-p7-a2", "m", "mean-diff", 2, 2.0)])
+    func namesWithPositions(raw: String, base: String, method: String, layer: Int, alpha: Double) {
+        let n = SystemName.parse(raw)
+        #expect(n.isAbliterated)
+        #expect(n.checkpoint == base)
+        #expect(n.abliteration == .init(method: method, layer: layer, alpha: alpha))
+    }
+
     @Test(arguments: [("SmolLM2-ALB", "SmolLM2"), ("Score 0 - ALB", "Score 0"), ("Score 0 + Rephrase -ALB", "Score 0 + Rephrase")])
     func studyNames(raw: String, base: String) {
         let n = SystemName.parse(raw)
