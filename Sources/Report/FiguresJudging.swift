@@ -285,14 +285,21 @@ public enum JudgingFigures {
     public static func judgeSystemHeatmap(_ c: RefusalCounts) -> Figure {
         let labels = c.labels.sorted { ($0 == "harmful" ? 0 : 1, $0) < ($1 == "harmful" ? 0 : 1, $1) }
         let judges = c.judges, systems = SystemPair.grouped(c.systems)
-        let longestJudge = Double(judges.map(\.count).max() ?? 8)
-        let panelH = 46 + 14 * Double(systems.count) + min(110, 4.6 * longestJudge)
+        // "llm:Qwen2.5-Coder-0.5B-Instruct" → "llm:Qwen2.5-Coder…": column labels stay short
+        let judgeLabels = judges.map { j -> String in
+            guard j.count > 18, let colon = j.firstIndex(of: ":") else { return j }
+            let parts = j[j.index(after: colon)...].split(separator: "-")
+            return String(j[...colon]) + parts.prefix(2).joined(separator: "-") + (parts.count > 2 ? "…" : "")
+        }
+        let longestJudge = Double(judgeLabels.map(\.count).max() ?? 8)
+        // rows tall enough that every system's label and the rate in each cell stay readable
+        let panelH = 46 + 22 * Double(systems.count) + min(110, 4.6 * longestJudge)
         var f = Figure(width: reportFigureWidth, height: panelH * Double(max(labels.count, 1)), rows: max(labels.count, 1), columns: 1)
         f.panelLabels = labels.count > 1
         for (i, label) in labels.enumerated() {
             var ax = Axes(title: "\(label.capitalized) prompts: refusal rate", xLabel: "Judge", yLabel: nil)
             let m = systems.map { s in judges.map { j in c.row(system: s, label: label, judge: j)?.rate ?? .nan } }
-            ax.heatmap(m, rowLabels: systems.map(SystemName.shortName), columnLabels: judges, colorMap: .viridis, norm: ColorNorm(low: 0, high: 1),
+            ax.heatmap(m, rowLabels: systems.map(SystemName.shortName), columnLabels: judgeLabels, colorMap: .viridis, norm: ColorNorm(low: 0, high: 1),
                        colorBarLabel: "Refusal rate", cellLabels: true)
             f.axes[i] = ax
         }

@@ -251,12 +251,19 @@ extension StudyReport {
         }
         var verdicts: [String: String] = [:]
         for j in r.judgments ?? [] { if let v = j.verdict { verdicts[j.system + "\u{1}" + j.itemID, default: ""] += (verdicts[j.system + "\u{1}" + j.itemID] == nil ? "" : ", ") + "\(j.judge): \(v.rawValue)" } }
-        try flow.paragraph("Answers of the original and the abliterated model to the same prompts (first \(options.examples) harmful prompts both answered; long answers are cut at 900 characters)" + (r.generationsSource.map { "; from \($0)." } ?? "."), font: Font(size: 8.5))
+        var reference: [String: VerdictLabel] = [:]
+        let refJudge = options.reference ?? "regex:paper"
+        for j in r.judgments ?? [] where j.judge == refJudge { if let v = j.verdict { reference[j.system + "\u{1}" + j.itemID] = v } }
+        try flow.paragraph("Answers of the original and the abliterated model to the same prompts (\(options.examples) harmful prompts per model: first those the original refused and the abliterated model answered, by \(refJudge); long answers are cut at 900 characters)" + (r.generationsSource.map { "; from \($0)." } ?? "."), font: Font(size: 8.5))
         let shownPairs = pairs.prefix(options.appendixModels)
         for pr in shownPairs {
             let o = bySystem[pr.original!]!, a = bySystem[pr.abliterated!]!
             let ids = gens.filter { $0.system == pr.original! && $0.label == "harmful" && a[$0.id] != nil }.map(\.id)
-            let pick = ids.isEmpty ? Array(gens.filter { $0.system == pr.original! && a[$0.id] != nil }.map(\.id).prefix(options.examples)) : Array(ids.prefix(options.examples))
+            // Prefer prompts the original refused and the abliterated model did not (by the reference
+            // judge), the effect the study is about; then any harmful prompts both answered.
+            let flipped = ids.filter { reference[pr.original! + "\u{1}" + $0] == .refusal && reference[pr.abliterated! + "\u{1}" + $0] == .nonRefusal }
+            let ordered = flipped + ids.filter { !flipped.contains($0) }
+            let pick = ordered.isEmpty ? Array(gens.filter { $0.system == pr.original! && a[$0.id] != nil }.map(\.id).prefix(options.examples)) : Array(ordered.prefix(options.examples))
             guard !pick.isEmpty else { continue }
             try flow.heading(pr.checkpoint, level: 2)
             for id in pick {
