@@ -158,8 +158,7 @@ def body(args):
             "workloads": {
                 "record": rec,
                 "generate_batched": {"tokens": None, "seconds": None, "tokens_per_s": None,
-                                     "note": "not run: llama-cpp-python has no batched generation "
-                                             "(one sequence per Llama.eval context)"},
+                                     "note": "not run: llama-cpp-python has no batched generation"},
                 "decode_single": dec}}
 
 

@@ -176,6 +176,7 @@ def model_section(directory, stem):
             if key in shown:
                 return "not run"
             shown.add(key)
+        reason = re.sub(r"^not run\s*[:—-]\s*", "", scrub(reason), flags=re.I)
         return f"not run ({short(reason, 70)})"
 
     def cell(key, name):

@@ -13,7 +13,8 @@
 #
 # Environment: ABLAB_MODELS_DIR (default ./models), BENCH_MODELS (file names, space separated),
 # BENCH_N (64), BENCH_THREADS (2), BENCH_NEW_TOKENS (64), BENCH_BATCH (16), BENCH_RECORD_ALL (1),
-# BENCH_TIMEOUT (seconds per program, 3600), BENCH_VENV (.venv-bench), ABLAB (.build/release/ablab).
+# BENCH_TIMEOUT (seconds per program, 3600), BENCH_VENV (.venv-bench), ABLAB (.build/release/ablab),
+# BENCH_OUT (runs/bench), BENCH_REPORT (notebooks-scripts/bench/results.md).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,8 +23,9 @@ VENV=${BENCH_VENV:-.venv-bench}
 PY="$VENV/bin/python"
 ABLAB=${ABLAB:-.build/release/ablab}
 MODELS_DIR=${ABLAB_MODELS_DIR:-$PWD/models}
-OUT=runs/bench
+OUT=${BENCH_OUT:-runs/bench}
 LOGS=$OUT/logs
+REPORT=${BENCH_REPORT:-$BENCH/results.md}
 PROMPTS=notebooks-scripts/data/prompts/harmful.jsonl
 ALL_PROMPTS=(notebooks-scripts/data/prompts/harmful.jsonl notebooks-scripts/data/prompts/harmless.jsonl)
 N=${BENCH_N:-64}
@@ -33,7 +35,9 @@ BATCH=${BENCH_BATCH:-16}
 RECORD_ALL=${BENCH_RECORD_ALL:-1}
 TIMEOUT=${BENCH_TIMEOUT:-3600}
 read -r -a MODELS <<< "${BENCH_MODELS:-SmolLM2-135M-Instruct.Q4_1.gguf Qwen2.5-Coder-0.5B-Instruct.gguf}"
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF"
+# No native CPU detection (its AMX path crashes on some machines here); AVX-512 only where the CPU has it.
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then AVX512=ON; else AVX512=OFF; fi
+LLAMA_CMAKE_ARGS=${LLAMA_CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=$AVX512"}
 
 log() { echo "bench: $*" >&2; }
 mkdir -p "$OUT" "$LOGS"
@@ -104,7 +108,7 @@ fi
 run_one() {
   local peer="$1" model="$2" json="$3" logname="$4"; shift 4
   rm -f "$json"
-  log "$peer on $model ..."
+  log "$logname ..."
   timeout --kill-after=30s "$TIMEOUT" "$@" > "$LOGS/$logname.out" 2> "$LOGS/$logname.err"
   local rc=$?
   if [ ! -s "$json" ]; then
@@ -153,4 +157,4 @@ for model in "${MODELS[@]}"; do
   fi
 done
 
-python3 "$BENCH/report.py" --dir "$OUT" --out "$BENCH/results.md" "${MODELS[@]}"
+python3 "$BENCH/report.py" --dir "$OUT" --out "$REPORT" "${MODELS[@]}"
