@@ -7,9 +7,9 @@
 # Results: runs/bench/{ablab,ablab-record_all,pytorch,llamacpp}-<model>.json, logs in runs/bench/logs/.
 #
 # The peers run in the venv .venv-bench (created here when missing: requirements.txt, then
-# llama-cpp-python built from source, ~20 min on 2 cores). If llama-cpp-python cannot be built the
-# bench goes on and reports llama.cpp as "not run" with the reason; a later run tries the build again
-# only with BENCH_RETRY_LLAMACPP=1.
+# llama-cpp-python built from source, ~20 min on 2 cores; rebuilt when requirements-llamacpp.txt or
+# the build flags change). If llama-cpp-python cannot be built the bench goes on and reports llama.cpp
+# as "not run" with the reason; a later run tries the same build again only with BENCH_RETRY_LLAMACPP=1.
 #
 # Environment: ABLAB_MODELS_DIR (default ./models), BENCH_MODELS (file names, space separated),
 # BENCH_N (64), BENCH_THREADS (2), BENCH_NEW_TOKENS (64), BENCH_BATCH (16), BENCH_RECORD_ALL (1),
@@ -70,27 +70,46 @@ fi
 
 llama_ok=0
 llama_reason=""
+# What the installed llama-cpp-python was built from: a change of flags or of the pinned version rebuilds it.
+llama_spec="$(grep -v '^\s*#' "$BENCH/requirements-llamacpp.txt" | tr -s ' \n' ' ') CMAKE_ARGS=$LLAMA_CMAKE_ARGS"
+built_spec=$(cat "$VENV/.llamacpp-built" 2>/dev/null)
+failed_spec=$(head -n 1 "$VENV/.llamacpp-failed" 2>/dev/null)
 if [ "$core_ok" = 1 ]; then
-  if "$PY" -c "import llama_cpp" > /dev/null 2>&1; then
+  have_llama=0
+  "$PY" -c "import llama_cpp" > /dev/null 2>&1 && have_llama=1
+  if [ "$have_llama" = 1 ] && [ "$built_spec" = "$llama_spec" ]; then
     llama_ok=1
-  elif [ -f "$VENV/.llamacpp-failed" ] && [ -z "${BENCH_RETRY_LLAMACPP:-}" ]; then
+  elif [ "$failed_spec" = "$llama_spec" ] && [ -z "${BENCH_RETRY_LLAMACPP:-}" ]; then
     llama_reason="llama-cpp-python did not build earlier: $(tail -n 1 "$VENV/.llamacpp-failed") (BENCH_RETRY_LLAMACPP=1 to try again)"
-    log "$llama_reason"
+    if [ "$have_llama" = 1 ]; then
+      llama_ok=1
+      log "$llama_reason; using the llama-cpp-python already installed (built from: ${built_spec:-unknown})"
+    else
+      log "$llama_reason"
+    fi
   else
     log "building llama-cpp-python from source with CMAKE_ARGS=\"$LLAMA_CMAKE_ARGS\" (~20 min on 2 cores; log: $LOGS/llamacpp-install.log)"
     start=$(date +%s)
+    # --force-reinstall --no-deps: a rebuild with other flags replaces the installed one only once it built
     if CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-         nice -n 19 "$PY" -m pip install --disable-pip-version-check --no-cache-dir \
-         --no-binary llama-cpp-python -r "$BENCH/requirements-llamacpp.txt" > "$LOGS/llamacpp-install.log" 2>&1 &&
+         nice -n 19 "$PY" -m pip install --disable-pip-version-check --no-cache-dir --force-reinstall \
+         --no-deps --no-binary llama-cpp-python -r "$BENCH/requirements-llamacpp.txt" > "$LOGS/llamacpp-install.log" 2>&1 &&
+       "$PY" -m pip install -q --disable-pip-version-check -r "$BENCH/requirements-llamacpp.txt" >> "$LOGS/llamacpp-install.log" 2>&1 &&
        "$PY" -c "import llama_cpp" >> "$LOGS/llamacpp-install.log" 2>&1; then
       llama_ok=1
       rm -f "$VENV/.llamacpp-failed"
+      echo "$llama_spec" > "$VENV/.llamacpp-built"
       log "llama-cpp-python built in $(( $(date +%s) - start )) s"
     else
       last=$(grep -v '^\s*$' "$LOGS/llamacpp-install.log" | tail -n 1)
       llama_reason="llama-cpp-python failed to build: ${last:-no output} (see $LOGS/llamacpp-install.log)"
-      echo "$llama_reason" > "$VENV/.llamacpp-failed"
-      log "$llama_reason"
+      printf '%s\n%s\n' "$llama_spec" "$llama_reason" > "$VENV/.llamacpp-failed"
+      if "$PY" -c "import llama_cpp" > /dev/null 2>&1; then
+        llama_ok=1
+        log "$llama_reason; using the llama-cpp-python already installed (built from: ${built_spec:-unknown})"
+      else
+        log "$llama_reason"
+      fi
     fi
   fi
 else
