@@ -73,6 +73,16 @@ struct Agree: AsyncParsableCommand {
             let report = try AgreementReport.compute(table, options: .init(reference: ref, replicates: replicates, seed: seed, level: level))
             if let study { try printStudy(study) }
             printReport(report)
+            // a run folder's self-judgment summary (written by `ablab probe` / the probe stage), when present
+            for input in inputs {
+                let summary = (input as NSString).appendingPathComponent("self_judgment_summary.csv")
+                guard FileManager.default.fileExists(atPath: summary), let text = try? String(contentsOfFile: summary, encoding: .utf8) else { continue }
+                let csv = try CSV.parse(text, file: summary)
+                guard let header = csv.first?.fields else { continue }
+                print("\n== Self-judgment: each system on its own answers (\(summary))")
+                print(header.joined(separator: "  "))
+                for r in csv.dropFirst() where r.fields.count == header.count { print(r.fields.joined(separator: "  ")) }
+            }
             let dir = outDir ?? FileManager.default.currentDirectoryPath
             try report.write(to: dir)
             if study != nil { try JudgmentsFile.write(rows, to: dir + "/judgments_paper.csv") }
