@@ -75,6 +75,35 @@ public enum SelfJudgment {
         return try scorer.scores(convs, hooks: hooks)
     }
 
+    /// Reference verdicts by system and item: the reference judge's rows in `existing` (rows without a
+    /// system apply to every system), else `referenceJudge` run here on the generations.
+    public static func referenceVerdicts(_ referenceJudge: String, existing: [Judgment],
+                                         generations gens: [GenerationLine]) throws -> [String: [String: VerdictLabel]] {
+        var ref: [String: [String: VerdictLabel]] = [:]
+        let refRows = existing.filter { $0.judge == referenceJudge }
+        if !refRows.isEmpty {
+            for r in refRows { if let v = r.verdict { ref[r.system, default: [:]][r.itemID] = v } }
+            let shared = Dictionary(refRows.filter { $0.system.isEmpty }.compactMap { r in r.verdict.map { (r.itemID, $0) } },
+                                    uniquingKeysWith: { a, _ in a })
+            if !shared.isEmpty { for g in gens where ref[g.system]?[g.id] == nil { if let v = shared[g.id] { ref[g.system, default: [:]][g.id] = v } } }
+        } else {
+            let judge = try Judges.make(spec: referenceJudge)
+            for g in gens { if let v = try judge.judge(g.item) { ref[g.system, default: [:]][g.id] = v.label } }
+        }
+        return ref
+    }
+
+    /// Generation lines grouped by system, systems in order of first appearance.
+    public static func bySystem(_ gens: [GenerationLine]) -> [(system: String, lines: [GenerationLine])] {
+        var order: [String] = []
+        var groups: [String: [GenerationLine]] = [:]
+        for g in gens {
+            if groups[g.system] == nil { order.append(g.system) }
+            groups[g.system, default: []].append(g)
+        }
+        return order.map { ($0, groups[$0]!) }
+    }
+
     /// Self-judgment rows for items of one system, with reference verdicts looked up by item id.
     public static func probe(model: ChatModel, items: [JudgeItem], hooks: HookSet = HookSet(),
                              referenceJudge: String, reference: [String: VerdictLabel]) throws -> [SelfJudgmentRow] {

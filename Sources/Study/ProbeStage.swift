@@ -25,27 +25,11 @@ extension Pipeline {
         let outputs = [run + "/self_judgment.csv", run + "/self_judgment_summary.csv"]
         try stage("probe", fingerprint: fingerprint(parts), outputs: outputs) {
             let gens = try GenerationsFile.readRun(run)
-            // Reference verdicts by (system, item): the reference judge's rows in judgments.csv, else the
-            // rule judge computed here.
             let existing = FileManager.default.fileExists(atPath: judgmentsPath) ? try JudgmentsFile.read(judgmentsPath) : []
-            var ref: [String: [String: VerdictLabel]] = [:]
-            let refRows = existing.filter { $0.judge == spec.referenceJudge }
-            if !refRows.isEmpty {
-                for r in refRows { if let v = r.verdict { ref[r.system, default: [:]][r.itemID] = v } }
-            } else {
-                let judge = try Judges.make(spec: spec.referenceJudge)
-                for g in gens { if let v = try judge.judge(g.item) { ref[g.system, default: [:]][g.id] = v.label } }
-            }
-            var order: [String] = []
-            var bySystem: [String: [GenerationLine]] = [:]
-            for g in gens {
-                if bySystem[g.system] == nil { order.append(g.system) }
-                bySystem[g.system, default: []].append(g)
-            }
+            let ref = try SelfJudgment.referenceVerdicts(spec.referenceJudge, existing: existing, generations: gens)
             var rows: [SelfJudgmentRow] = []
             var loaded: (checkpoint: String, model: ChatModel)?
-            for system in order {
-                let lines = bySystem[system]!
+            for (system, lines) in SelfJudgment.bySystem(gens) {
                 let (ckpt, setting) = try SystemName.parse(system)
                 guard let c = spec.checkpoints.first(where: { $0.name == ckpt }) else {
                     log.warning("[probe] skipping \(system): \(ckpt) is not a checkpoint of the study")

@@ -109,29 +109,10 @@ struct Probe: AsyncParsableCommand {
             let refName = reference
                 ?? existing.first(where: { $0.judge.lowercased().hasPrefix("human") || $0.judge.hasPrefix("labels:") })?.judge
                 ?? "regex:paper"
-            // Reference verdicts by (system, item): from judgments.csv, else computed by a rule judge.
-            var ref: [String: [String: VerdictLabel]] = [:]
-            let refRows = existing.filter { $0.judge == refName }
-            if !refRows.isEmpty {
-                for r in refRows { if let v = r.verdict { ref[r.system, default: [:]][r.itemID] = v } }
-                // Rows without a system (labels imported without a system column) apply to every system.
-                let shared = Dictionary(refRows.filter { $0.system.isEmpty }.compactMap { r in r.verdict.map { (r.itemID, $0) } },
-                                        uniquingKeysWith: { a, _ in a })
-                if !shared.isEmpty { for g in gens where ref[g.system]?[g.id] == nil { if let v = shared[g.id] { ref[g.system, default: [:]][g.id] = v } } }
-            } else {
-                let judge = try Judges.make(spec: refName)
-                for g in gens { if let v = try judge.judge(g.item) { ref[g.system, default: [:]][g.id] = v.label } }
-            }
-            var order: [String] = []
-            var bySystem: [String: [GenerationLine]] = [:]
-            for g in gens {
-                if bySystem[g.system] == nil { order.append(g.system) }
-                bySystem[g.system, default: []].append(g)
-            }
+            let ref = try SelfJudgment.referenceVerdicts(refName, existing: existing, generations: gens)
             var rows: [SelfJudgmentRow] = []
             var loaded: (checkpoint: String, model: ChatModel)?
-            for system in order {
-                let lines = bySystem[system]!
+            for (system, lines) in SelfJudgment.bySystem(gens) {
                 let ckpt = lines[0].checkpoint
                 guard let path = models[ckpt] else {
                     FileHandle.standardError.write(Data("probe: skipping \(system): no --model \(ckpt)=PATH\n".utf8))
