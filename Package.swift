@@ -15,7 +15,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Thin C shims over system libraries (pkg-config names hdf5, openblas, cairo).
@@ -40,7 +39,6 @@ let package = Package(
         .target(name: "Report", dependencies: ["Plotting", "Analysis", "ActivationCache", "LinearAlgebra", "Judging", "HDF5", "AblabCore"]),
         .target(name: "Study", dependencies: [
             "Recording", "ActivationCache", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
-            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         // Fuzz targets over every parser (see Tests/FuzzTests and `make fuzz`).
         .target(name: "FuzzTargets", dependencies: ["AblabCore", "ModelRuntime", "HDF5", "ActivationCache", "Judging", "Study"]),
@@ -58,7 +56,7 @@ let package = Package(
         .testTarget(name: "ActivationCacheTests", dependencies: ["ActivationCache", "Recording", "ModelRuntime"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudyTests", dependencies: ["Study"]),
+        .testTarget(name: "StudyTests", dependencies: ["Study"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "ActivationCache", "Analysis"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "AbliterationTests", dependencies: ["Abliteration"]),

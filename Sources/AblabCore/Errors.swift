@@ -16,7 +16,30 @@ public enum ExitCode {
     public static let failure: Int32 = 1      // a stage failed (bad model, numerical problem, …)
     public static let badInput: Int32 = 2     // bad command line, study file, prompt file or model file
     public static let io: Int32 = 3           // a file could not be read or written (permissions, full disk)
+    public static let numerical: Int32 = 4    // NaN or infinity in activations or logits; those prompts were stopped
     public static let interrupted: Int32 = 130 // Ctrl-C; finished work is kept
+}
+
+/// NaN or infinity in a model's activations or logits. The prompts concerned were stopped (nothing of them
+/// is stored); the others were finished and kept.
+public struct NumericalError: AblabError {
+    /// The model file.
+    public var file: String
+    public var checkpoint: String
+    /// The system (checkpoint or abliterated system) that ran.
+    public var system: String
+    /// One entry per stopped prompt: "prompt '<id>': <value> at <hook>, token position <n>".
+    public var stopped: [String]
+    /// What was finished and kept.
+    public var kept: String
+    public init(file: String, checkpoint: String, system: String, stopped: [String], kept: String) {
+        self.file = file; self.checkpoint = checkpoint; self.system = system; self.stopped = stopped; self.kept = kept
+    }
+    public var description: String {
+        let more = stopped.count > 1 ? " (and \(stopped.count - 1) more, listed in the log)" : ""
+        return "\(file): \(system == checkpoint ? "checkpoint \(checkpoint)" : "system \(system)") produced a non-finite value for \(stopped.count) prompt\(stopped.count == 1 ? "" : "s"), first \(stopped.first ?? "")\(more); those prompts were stopped and not stored, \(kept); check the model file (a damaged or badly converted checkpoint) or the abliteration's alpha"
+    }
+    public var exitCode: Int32 { ExitCode.numerical }
 }
 
 /// Errors about input files: named file, optional line / key, message.

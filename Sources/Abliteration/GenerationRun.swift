@@ -114,12 +114,22 @@ public enum GenerationRun {
         var pending: [Int: GenerationResult] = [:]
         var nextToWrite = 0
         var writeError: Error?
+        var stopped: [String] = []
         let gen = Generator(model: model.transformer)
         _ = try gen.generate(prompts: encoded, options: options, hooks: hooks) { i, r in
             guard writeError == nil else { return }
             pending[i] = r
             while let r = pending.removeValue(forKey: nextToWrite) {
                 let p = todo[nextToWrite]
+                if let bad = r.nonFinite {
+                    // Not written: a partial answer would be judged and averaged as if it were real.
+                    let what = "prompt '\(p.id)': \(bad)"
+                    log.error("\(system) (\(model.path)): non-finite value for \(what); this prompt is stopped and not written")
+                    stopped.append(what)
+                    nextToWrite += 1
+                    bar.advance()
+                    continue
+                }
                 let rec = GenerationRecord(id: p.id, label: p.label, system: system, checkpoint: checkpoint, settings: setting,
                                            prompt: p.text, response: model.decode(r.tokens), tokens: r.tokens.count,
                                            finishReason: r.finishReason.rawValue)
@@ -137,6 +147,10 @@ public enum GenerationRun {
         }
         bar.finish()
         if let writeError { throw writeError }
+        if !stopped.isEmpty {
+            throw NumericalError(file: model.path, checkpoint: checkpoint, system: system, stopped: stopped,
+                                 kept: "\(summary.written) other answers were written to \(out)")
+        }
         return summary
     }
 

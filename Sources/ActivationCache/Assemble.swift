@@ -60,14 +60,14 @@ enum Assembler {
         try out.setAttribute("shard", plan.shard.description)
 
         let pg = try out.createGroup("prompts")
-        try pg.createDataset("id", type: .string, shape: [n], maxShape: [nil], chunk: [1024]).write(plan.prompts.map(\.id))
-        try pg.createDataset("text", type: .string, shape: [n], maxShape: [nil], chunk: [1024]).write(plan.prompts.map(\.text))
-        try pg.createDataset("label", type: .string, shape: [n], maxShape: [nil], chunk: [1024]).write(plan.prompts.map(\.label))
-        try pg.createDataset("split", type: .string, shape: [n], maxShape: [nil], chunk: [1024]).write(plan.prompts.map { $0.split ?? "" })
+        try pg.createDataset("id", strings: plan.prompts.map(\.id))
+        try pg.createDataset("text", strings: plan.prompts.map(\.text))
+        try pg.createDataset("label", strings: plan.prompts.map(\.label))
+        try pg.createDataset("split", strings: plan.prompts.map { $0.split ?? "" })
         try pg.createDataset("n_tokens", type: .int32, shape: [n]).write(plan.nTokens)
         try pg.createDataset("index", type: .int32, shape: [n]).write(plan.index)
 
-        let sources = try plan.sources.map { try H5File.open($0) }
+        let sources = try plan.sources.map { try H5File.open($0, requireChecksums: true) }
         // With no prompts (an empty shard) the row dimension is left extendible: HDF5 needs chunk ≤ maximum.
         let rowMax: Int? = n == 0 ? nil : n
         let residualOut = try out.createDataset("residual", type: plan.dtype.h5, shape: [h.nLayers + 1, n, pCount, d],

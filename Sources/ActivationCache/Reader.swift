@@ -82,7 +82,7 @@ public final class ActivationFile {
 
     public init(path: String) throws {
         self.path = path
-        file = try H5File.open(path)
+        file = try H5File.open(path, requireChecksums: true)
         header = try ActivationHeader.read(from: file)
         try header.validate(path: path)
         promptSetSHA256 = (try? file.stringAttribute("prompt_set_sha256")) ?? ""

@@ -172,7 +172,7 @@ public final class ActivationCacheWriter {
             if let num = Int(n.dropFirst(6).dropLast(3)) { nextShard = max(nextShard, num + 1) }
             let indices: [Int32]
             do {
-                let f = try H5File.open(path)
+                let f = try H5File.open(path, requireChecksums: true)
                 let fp = try f.stringAttribute("fingerprint")
                 guard fp == fingerprint.json else {
                     throw ActivationCacheError(.fingerprintMismatch, path: path, "this shard was recorded with other settings; delete \(partialDirectory) or force re-recording")
@@ -327,7 +327,7 @@ public final class ActivationCacheWriter {
         var where_: [Int: RowOrigin] = [:]
         var nTok = [Int32](repeating: 0, count: prompts.count)
         for (s, path) in sealed.enumerated() {
-            let f = try H5File.open(path)
+            let f = try H5File.open(path, requireChecksums: true)
             let idx = try f.openDataset("prompts/index").readInt32()
             let nt = try f.openDataset("prompts/n_tokens").readInt32()
             for (row, i) in idx.enumerated() {

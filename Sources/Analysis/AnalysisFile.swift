@@ -12,7 +12,7 @@ public enum AnalysisFile {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AnalysisError(site: path, "no analysis file; run `ablab analyze \(run)` first")
         }
-        let f = try H5File.open(path)
+        let f = try H5File.open(path, requireChecksums: true)
         let g = "checkpoints/" + SafeFiles.sanitize(checkpoint)
         guard try f.exists(g) else { throw AnalysisError(site: path, "no analysis of checkpoint '\(checkpoint)'") }
         let layers = try f.openDataset(g + "/layers").readInt32().map(Int.init)

@@ -37,6 +37,12 @@ static inline unsigned ablab_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned ablab_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline size_t ablab_h5t_variable(void) { return H5T_VARIABLE; }
 
+// New files use the newest format this library writes (superblock v3, object headers v2, new chunk
+// indexes): every piece of metadata then carries a checksum that the library verifies when reading.
+static inline herr_t ablab_h5p_set_latest_format(hid_t fapl) {
+    return H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+}
+
 // Silence HDF5's own error printing: the Swift layer turns failures into typed errors.
 // In a thread-safe HDF5 build this setting is per thread, so the Swift layer calls it before each operation.
 static inline void ablab_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }

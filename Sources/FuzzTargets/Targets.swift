@@ -102,7 +102,7 @@ public enum FuzzHarness {
 
     // MARK: isolation in a worker process
     //
-    // Parsers built on C/C++ libraries (libhdf5, toml++) can crash on damaged files, which no Swift code
+    // Parsers built on C libraries (libhdf5) can crash on damaged files, which no Swift code
     // can catch. Such cases run in a worker process that the caller starts (`spawn`): the worker runs
     // cases `start..<end` one after another and appends to a log file, unbuffered, a line `B k` before
     // case k and `E k code message` after it. When the worker dies or stops making progress, the case it

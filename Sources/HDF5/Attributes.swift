@@ -72,9 +72,10 @@ extension H5Handle {
         }
     }
 
-    /// A UTF-8 string attribute, variable-length by default (h5py reads it as `str`),
-    /// or fixed-length (null-terminated, sized to the string; h5py reads `bytes`).
-    public func setAttribute(_ name: String, _ value: String, fixedLength: Bool = false) throws {
+    /// A UTF-8 string attribute, fixed-length by default (null-terminated, sized to the string; stored in
+    /// the checksummed object header; h5py reads `numpy.bytes_`, `.decode()` gives `str`), or variable-length
+    /// (stored in HDF5's global heap, which carries no checksum; h5py reads `str`).
+    public func setAttribute(_ name: String, _ value: String, fixedLength: Bool = true) throws {
         if value.utf8.contains(0) { throw attrError(.invalidArgument, name, "string attributes cannot hold NUL characters") }
         if fixedLength {
             var bytes = Array(value.utf8)
@@ -152,7 +153,7 @@ extension H5Handle {
             }
             let size = H5Tget_size(type.id)
             guard size < (1 << 26), size <= max(fileSizeOnDisk, 1 << 16) else { throw attrError(.shapeMismatch, name, "implausible string size \(size)") }
-            let t = H5Datatype.fixedString(size: size)
+            let t = H5Datatype.fixedString(size: size, padding: H5T_STR_NULLPAD)   // NUL-padded in memory: no byte lost to a terminator
             var buf = [UInt8](repeating: 0, count: size + 1)
             guard buf.withUnsafeMutableBytes({ H5Aread(aid, t.id, $0.baseAddress!) }) >= 0 else { throw failure("reading attribute '\(name)'") }
             return String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self)

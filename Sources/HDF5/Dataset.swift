@@ -46,8 +46,13 @@ extension H5Group {
     /// or compression, requires chunked storage — `chunk` defaults to a shape of at most ~1 MiB.
     /// Missing parent groups are created.
     @discardableResult
+    ///
+    /// Strings are variable-length unless `stringBytes` gives a fixed length in bytes (UTF-8, NUL-padded).
+    /// Fixed-length strings live in the dataset's own chunks, which carry a checksum; variable-length ones
+    /// live in HDF5's global heap, which has none — ablab writes fixed-length strings in its own files.
     public func createDataset(_ path: String, type: H5ElementType, shape: [Int], maxShape: [Int?]? = nil,
-                              chunk: [Int]? = nil, compression: H5Compression = .none) throws -> H5Dataset {
+                              chunk: [Int]? = nil, compression: H5Compression = .none,
+                              stringBytes: Int? = nil) throws -> H5Dataset {
         try checkOpen()
         let full = childPath(path)
         try H5Group.validate(path, file: filePath, object: full)
@@ -63,10 +68,13 @@ extension H5Group {
         if try exists(path) {
             throw error(.alreadyExists, "a group or dataset with this name already exists", object: full)
         }
-        let needsChunks = chunk != nil || compression != .none || maxShape != nil
+        // Every dataset with elements is chunked and carries a Fletcher-32 checksum per chunk, so damaged
+        // data is an error when read, never a silently wrong number. (A fixed dimension of 0 cannot be
+        // chunked; such a dataset holds no data.)
+        let canChunk = maxShape != nil || shape.allSatisfy { $0 > 0 }
         let dcpl = H5Pcreate(ablab_h5p_dataset_create())
         defer { H5Pclose(dcpl) }
-        if needsChunks {
+        if canChunk {
             let c = chunk ?? H5Dataset.defaultChunk(shape: shape, elementSize: type == .string ? 16 : 4)
             guard c.count == rank, c.allSatisfy({ $0 >= 1 }) else {
                 throw error(.invalidArgument, "chunk \(c) must have \(rank) positive dimensions", object: full)
@@ -78,15 +86,34 @@ extension H5Group {
                 guard (0...9).contains(level) else { throw error(.invalidArgument, "gzip level \(level) must be 0–9", object: full) }
                 guard H5Pset_deflate(dcpl, UInt32(level)) >= 0 else { throw failure("enabling gzip", object: full) }
             }
+            if type != .string || stringBytes != nil {   // HDF5 filters cannot apply to variable-length strings
+                guard H5Pset_fletcher32(dcpl) >= 0 else { throw failure("enabling checksums", object: full) }
+            }
+        } else if chunk != nil || compression != .none {
+            throw error(.invalidArgument, "a dataset of shape \(shape) with a fixed dimension of 0 cannot be chunked or compressed", object: full)
         }
         let space = H5Dataspace.simple(shape, maxDims: maxShape)
-        let ftype = type.fileType
+        if let stringBytes, type != .string || stringBytes < 1 {
+            throw error(.invalidArgument, "a fixed string length (\(stringBytes) bytes) needs a string dataset and at least 1 byte", object: full)
+        }
+        let ftype = stringBytes.map { H5Datatype.fixedString(size: $0, padding: H5T_STR_NULLPAD) } ?? type.fileType
         let lcpl = H5Pcreate(ablab_h5p_link_create())
         defer { H5Pclose(lcpl) }
         H5Pset_create_intermediate_group(lcpl, 1)
         let did = H5Dcreate2(id, path, ftype.id, space.id, lcpl, dcpl, hid_t(ablab_h5p_default()))
         guard did >= 0 else { throw failure("creating the dataset", object: full) }
         return H5Dataset(id: did, filePath: filePath, objectPath: full, elementType: type)
+    }
+
+    /// Creates a one-dimensional dataset of fixed-length UTF-8 strings, as long as the longest value,
+    /// checksummed like every other dataset, and writes `values` into it.
+    @discardableResult
+    public func createDataset(_ path: String, strings values: [String], chunk: Int = 1024) throws -> H5Dataset {
+        let longest = values.map(\.utf8.count).max() ?? 0
+        let d = try createDataset(path, type: .string, shape: [values.count], maxShape: [nil],
+                                  chunk: [max(1, min(chunk, values.count))], stringBytes: max(1, longest))
+        try d.write(values)
+        return d
     }
 
     /// Opens an existing dataset. `chunkCacheBytes` sizes its chunk cache (HDF5's default is 1 MiB).
@@ -325,6 +352,19 @@ public final class H5Dataset: H5Handle {
         if let bad = values.firstIndex(where: { $0.utf8.contains(0) }) {
             throw error(.invalidArgument, "string \(bad) contains a NUL character, which HDF5 strings cannot hold")
         }
+        let stored = H5Datatype(owning: H5Dget_type(id))
+        if H5Tis_variable_str(stored.id) <= 0 {
+            // Fixed-length: each string NUL-padded to the stored size.
+            let size = H5Tget_size(stored.id)
+            if let long = values.firstIndex(where: { $0.utf8.count > size }) {
+                throw error(.invalidArgument, "string \(long) has \(values[long].utf8.count) bytes, more than the dataset's fixed length of \(size)")
+            }
+            var buf = [UInt8](repeating: 0, count: n * size)
+            for (i, v) in values.enumerated() { buf.replaceSubrange((i * size)..<(i * size + v.utf8.count), with: v.utf8) }
+            let t = H5Datatype.fixedString(size: size, padding: H5T_STR_NULLPAD)
+            try buf.withUnsafeMutableBytes { try rawIO(write: true, memType: t.id, fileSpace: fs, memSpace: ms, $0.baseAddress!) }
+            return
+        }
         // One contiguous buffer of NUL-terminated strings and a pointer per element into it.
         var bytes: [CChar] = []
         var starts: [Int] = []
@@ -354,7 +394,7 @@ public final class H5Dataset: H5Handle {
         }
         let size = H5Tget_size(stored.id)
         try checkJustified(elements: n, elementSize: size)
-        let t = H5Datatype.fixedString(size: size)
+        let t = H5Datatype.fixedString(size: size, padding: H5T_STR_NULLPAD)   // NUL-padded in memory: no byte lost to a terminator
         var buf = [UInt8](repeating: 0, count: n * size)
         try buf.withUnsafeMutableBytes { try rawIO(write: false, memType: t.id, fileSpace: fs, memSpace: ms, $0.baseAddress!) }
         return (0..<n).map { i in

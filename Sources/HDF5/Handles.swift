@@ -81,18 +81,35 @@ public final class H5File: H5Group {
             throw HDF5Error(.alreadyExists, file: path, "the file already exists; delete it or ask to overwrite")
         }
         let flags = overwrite ? ablab_h5f_acc_trunc() : ablab_h5f_acc_excl()
-        let id = H5Fcreate(path, flags, hid_t(ablab_h5p_default()), hid_t(ablab_h5p_default()))
+        // The newest file format: HDF5 checksums every piece of metadata and checks it when reading, so a
+        // damaged file is an error instead of a crash or a wrong number (raw data: see `createDataset`).
+        let fapl = H5Pcreate(ablab_h5p_file_access())
+        defer { H5Pclose(fapl) }
+        guard ablab_h5p_set_latest_format(fapl) >= 0 else { throw H5Lib.failure("choosing the file format", file: path, object: nil) }
+        let id = H5Fcreate(path, flags, hid_t(ablab_h5p_default()), fapl)
         guard id >= 0 else { throw H5Lib.failure("creating the file", file: path, object: nil) }
         return H5File(id: id, path: path, mode: .readWrite)
     }
 
     /// Opens an existing file. Missing files, non-HDF5 files and damaged (e.g. truncated) files
     /// throw `HDF5Error` with kind `.fileNotFound` or `.notHDF5`.
-    public static func open(_ path: String, mode: H5OpenMode = .readOnly) throws -> H5File {
+    ///
+    /// With `requireChecksums`, files whose metadata carries no checksums (superblock version 0 or 1, the
+    /// default of HDF5 writers other than ablab) are refused before libhdf5 parses them: libhdf5 cannot
+    /// tell damage in such files from data and may crash or loop on it. ablab opens its own files this way.
+    public static func open(_ path: String, mode: H5OpenMode = .readOnly, requireChecksums: Bool = false) throws -> H5File {
         H5Lib.quiet()
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
             throw HDF5Error(.fileNotFound, file: path, "no such file")
+        }
+        if requireChecksums {
+            guard let version = try superblockVersion(path) else {
+                throw HDF5Error(.notHDF5, file: path, "not an HDF5 file (no HDF5 signature); was it written by ablab?")
+            }
+            guard version >= 2 else {
+                throw HDF5Error(.notHDF5, file: path, "the HDF5 file was written without metadata checksums (superblock version \(version)), so ablab cannot check it for damage; write it again with ablab (or repack it with `h5repack --low=1 --high=2`)")
+            }
         }
         let isH5 = H5Fis_hdf5(path)
         if isH5 <= 0 {
@@ -107,6 +124,26 @@ public final class H5File: H5Group {
                             "cannot open the HDF5 file; it is probably truncated or damaged (HDF5: \(detail)); delete it and write it again")
         }
         return H5File(id: id, path: path, mode: mode)
+    }
+
+    /// The version of the file's superblock, or nil when the file has no HDF5 signature. The signature
+    /// sits at byte 0 or, after a user block, at 512, 1024, 2048, … (HDF5 file format specification,
+    /// "Format Signature"); the version byte follows it. Versions 2 and 3 carry a checksum.
+    public static func superblockVersion(_ path: String) throws -> Int? {
+        guard let h = FileHandle(forReadingAtPath: path) else {
+            throw HDF5Error(.fileNotFound, file: path, "cannot open the file for reading (permissions?)")
+        }
+        defer { try? h.close() }
+        let size = (try? h.seekToEnd()) ?? 0
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
+        var offset: UInt64 = 0
+        while offset + 9 <= size {
+            try? h.seek(toOffset: offset)
+            guard let head = try? h.read(upToCount: 9), head.count == 9 else { return nil }
+            if Array(head.prefix(8)) == signature { return Int(head[8]) }
+            offset = offset == 0 ? 512 : offset * 2
+        }
+        return nil
     }
 
     /// Writes buffered data to disk.
@@ -282,10 +319,10 @@ final class H5Datatype {
     }
 
     /// Fixed-length (null-terminated) UTF-8 strings of `size` bytes.
-    static func fixedString(size: Int) -> H5Datatype {
+    static func fixedString(size: Int, padding: H5T_str_t = H5T_STR_NULLTERM) -> H5Datatype {
         let t = H5Tcopy(ablab_h5t_c_s1())
         H5Tset_size(t, max(1, size))
-        H5Tset_strpad(t, H5T_STR_NULLTERM)
+        H5Tset_strpad(t, padding)
         H5Tset_cset(t, H5T_CSET_UTF8)
         return H5Datatype(owning: t)
     }

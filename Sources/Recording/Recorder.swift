@@ -84,6 +84,7 @@ public enum Recorder {
 
         let progress = Progress("record \(options.checkpoint)", total: pending.count, enabled: options.showProgress)
         var start = 0
+        var stopped: [String] = []
         // Buffers reused across batches.
         var residual: [Float] = []
         var hookValues: [String: [Float]] = [:]
@@ -100,14 +101,24 @@ public enum Recorder {
                 if batch.count >= options.promptsPerShard { break }
             }
             start = k
-            try autoreleasepool {
+            let bad = try autoreleasepool {
                 try recordBatch(model: model, batch: batch, tokens: tokens, positions: positions, span: span,
                                 extraHooks: extraHooks, residual: &residual, hookValues: &hookValues, writer: writer,
                                 prompts: prompts)
             }
+            for what in bad {
+                log.error("\(options.checkpoint) (\(model.path)): non-finite activation for \(what); this prompt is stopped and not stored")
+            }
+            stopped += bad
             progress.advance(by: batch.count)
         }
         progress.finish()
+        if !stopped.isEmpty {
+            // The cache cannot be finished without these prompts; what was recorded stays in the partial folder.
+            try writer.seal()
+            throw NumericalError(file: model.path, checkpoint: options.checkpoint, system: options.checkpoint, stopped: stopped,
+                                 kept: "the other \(pending.count - stopped.count) prompts were stored in \(writer.partialDirectory) but the cache is not finished")
+        }
         let path = try writer.finalize()
         log.info("\(options.checkpoint): wrote \(path)")
         _ = pCount
@@ -117,7 +128,7 @@ public enum Recorder {
     static func recordBatch(model: ChatModel, batch: [Int], tokens: [Int: [Int]], positions: [Int], span: Int,
                             extraHooks: [(name: String, layer: Int, point: HookPoint)],
                             residual: inout [Float], hookValues: inout [String: [Float]],
-                            writer: ActivationCacheWriter, prompts: [Prompt]) throws {
+                            writer: ActivationCacheWriter, prompts: [Prompt]) throws -> [String] {
         let cfg = model.config
         let d = cfg.dModel, nL = cfg.nLayers, b = batch.count, pCount = positions.count
         // residual: [L+1, B, P, d]; hooks: [B, P, d]
@@ -128,6 +139,7 @@ public enum Recorder {
         for (s, i) in batch.enumerated() { slot[i] = s; length[i] = tokens[i]!.count }
 
         var hooks = HookSet()
+        var bad = [String?](repeating: nil, count: b)
         try residual.withUnsafeMutableBufferPointer { resBuf in
             let res = resBuf.baseAddress!
             // Copies the wanted rows of hook activations into dst laid out as [.., B, P, d] at layer offset.
@@ -161,14 +173,25 @@ public enum Recorder {
             }
             _ = try model.transformer.forward(items, hooks: hooks, logits: .none)
 
-            // Numerical guard: NaN/Inf stops the run with checkpoint, prompt, layer and position named.
-            for l in 0...nL {
-                for s in 0..<b {
+            // Numerical guard: a prompt with NaN/Inf in any recorded layer or hook is stopped (not stored);
+            // the first offending layer and position are reported.
+            for s in 0..<b {
+                search: for l in 0...nL {
                     for pi in 0..<pCount {
                         let base = ((l * b + s) * pCount + pi) * d
-                        for j in 0..<d where !res[base + j].isFinite {
+                        if let j = (0..<d).first(where: { !res[base + $0].isFinite }) {
                             let hook = l == 0 ? "blocks.0.hook_resid_pre" : "blocks.\(l - 1).hook_resid_post"
-                            throw RecordError(file: model.path, message: "non-finite activation (\(res[base + j])) for prompt '\(prompts[batch[s]].id)' at \(hook), position \(positions[pi]); nothing of this batch was stored")
+                            bad[s] = "prompt '\(prompts[batch[s]].id)': \(res[base + j]) at \(hook), position \(positions[pi]) (token \(length[batch[s]]! + positions[pi]) of \(length[batch[s]]!))"
+                            break search
+                        }
+                    }
+                }
+                if bad[s] == nil {
+                    for h in extraHooks {
+                        let p = hookBuffers[h.name]! + s * pCount * d
+                        if let j = (0..<(pCount * d)).first(where: { !p[$0].isFinite }) {
+                            bad[s] = "prompt '\(prompts[batch[s]].id)': \(p[j]) at \(h.name), position \(positions[j / d]) (token \(length[batch[s]]! + positions[j / d]) of \(length[batch[s]]!))"
+                            break
                         }
                     }
                 }
@@ -177,7 +200,20 @@ public enum Recorder {
                 hookValues[h.name] = Array(UnsafeBufferPointer(start: hookBuffers[h.name]!, count: b * pCount * d))
             }
         }
-        try writer.append(indices: batch, nTokens: batch.map { Int32(tokens[$0]!.count) }, residual: residual, hooks: hookValues)
+        let good = (0..<b).filter { bad[$0] == nil }
+        if good.count == b {
+            try writer.append(indices: batch, nTokens: batch.map { Int32(tokens[$0]!.count) }, residual: residual, hooks: hookValues)
+        } else if !good.isEmpty {
+            // Keep the finite prompts of this batch: [L+1, B, P, d] → [L+1, good, P, d].
+            let row = pCount * d
+            var r: [Float] = []
+            r.reserveCapacity((nL + 1) * good.count * row)
+            for l in 0...nL { for s in good { r.append(contentsOf: residual[((l * b + s) * row)..<((l * b + s + 1) * row)]) } }
+            var hv: [String: [Float]] = [:]
+            for (name, v) in hookValues { hv[name] = good.flatMap { v[($0 * row)..<(($0 + 1) * row)] } }
+            try writer.append(indices: good.map { batch[$0] }, nTokens: good.map { Int32(tokens[batch[$0]]!.count) }, residual: r, hooks: hv)
+        }
+        return (0..<b).compactMap { bad[$0] }
     }
 }
 

@@ -121,7 +121,7 @@ public enum StudyReport {
         }
         r.metrics = attempt("analysis", rf.metricsCSV) { try AnalysisMetrics.load(rf.metricsCSV) }
         r.similarity = attempt("similarity", rf.similarityCSV) { try SimilarityFile.load(rf.similarityCSV) }
-        if RunFolder.exists(rf.analysisH5), let f = try? H5File.open(rf.analysisH5) {
+        if RunFolder.exists(rf.analysisH5), let f = try? H5File.open(rf.analysisH5, requireChecksums: true) {
             for k in ["bootstrap", "seed", "ablab_version", "format_version", "leakage"] {
                 if let s = try? f.stringAttribute(k) { r.analysisAttributes[k] = s }
                 else if let i = try? f.intAttribute(k) { r.analysisAttributes[k] = String(i) }

@@ -1,6 +1,5 @@
 import Foundation
 import AblabCore
-import TOMLKit
 
 /// An error in a study file, naming the file, line and key.
 public struct StudyError: AblabError {
@@ -121,8 +120,7 @@ public enum StudyFile {
     }
 
     public static func parse(_ text: String, file: String) throws -> StudySpec {
-        // TOML allows no control characters but tab and line breaks; checking here also keeps NUL and
-        // other controls away from the C++ parser (toml++ aborts on some of them).
+        // TOML allows no control characters but tab and line breaks (checked here first for a clearer message).
         var lineNo = 1
         for u in text.unicodeScalars {
             if u == "\n" { lineNo += 1; continue }
@@ -132,9 +130,9 @@ public enum StudyFile {
             }
         }
         let root: TOMLTable
-        do { root = try TOMLTable(string: text) }
-        catch let e as TOMLParseError {
-            throw StudyError(file: file, line: e.source.begin.line, key: "(syntax)", message: e.description)
+        do { root = try TOMLTable(parsing: text) }
+        catch let e as TOMLSyntaxError {
+            throw StudyError(file: file, line: e.line, key: "(syntax)", message: "\(e.message) (column \(e.column)); see https://toml.io for the syntax")
         }
         let r = Reader(text: text, file: file)
         try r.allow(root, path: "", keys: ["study", "checkpoints", "prompts", "record", "analysis", "abliteration",

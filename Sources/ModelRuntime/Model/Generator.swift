@@ -35,12 +35,61 @@ public enum FinishReason: String, Sendable, Equatable {
     case eos
     /// maxNewTokens were produced.
     case length
+    /// A NaN or infinity appeared in the residual stream or the logits; the prompt was stopped there.
+    case nonFinite = "non_finite"
+}
+
+/// Where a non-finite value first appeared for one prompt.
+public struct NonFiniteReport: Sendable, Equatable, CustomStringConvertible {
+    /// Hook name (`blocks.3.hook_resid_post`) or "logits".
+    public var hook: String
+    /// Token position in the sequence (prompt tokens first, 0-based).
+    public var position: Int
+    /// The first offending value (NaN, +inf or -inf).
+    public var value: Float
+    public var description: String { "\(value) at \(hook), token position \(position)" }
 }
 
 public struct GenerationResult: Sendable, Equatable {
     /// New tokens only (not the prompt).
     public var tokens: [Int]
     public var finishReason: FinishReason
+    /// Set when `finishReason` is `.nonFinite`.
+    public var nonFinite: NonFiniteReport? = nil
+}
+
+/// Records, per sequence, the first non-finite value in the residual stream (checked after every layer).
+final class NonFiniteWatch {
+    private(set) var first: [Int: NonFiniteReport] = [:]
+    private let nLayers: Int
+    init(nLayers: Int) { self.nLayers = nLayers }
+
+    /// Hooks that run after all others at each point they watch (so a NaN made by an earlier hook counts).
+    func hooks() -> HookSet {
+        var h = HookSet()
+        h.add(layer: 0, point: .residPre) { [unowned self] a in self.scan(a) }
+        for l in 0..<nLayers { h.add(layer: l, point: .residPost) { [unowned self] a in self.scan(a) } }
+        return h
+    }
+
+    private func scan(_ a: HookActivations) {
+        let d = a.dModel
+        for seg in a.segments where first[seg.sequenceID] == nil {
+            let base = a.rows + seg.rowStart * d
+            for r in 0..<seg.rowCount {
+                let row = base + r * d
+                var bad = false
+                for j in 0..<d { bad = bad || !row[j].isFinite }
+                guard bad else { continue }
+                let j = (0..<d).first { !row[$0].isFinite }!
+                first[seg.sequenceID] = NonFiniteReport(hook: a.point.fullName(layer: a.layer),
+                                                        position: seg.positionStart + r, value: row[j])
+                break
+            }
+        }
+    }
+
+    func clear(_ sequenceID: Int) { first[sequenceID] = nil }
 }
 
 /// Batched generation over token-id prompts: new prompts are prefilled in the same packed forward call
@@ -77,6 +126,11 @@ public final class Generator {
         var next = 0
         var active: [Slot] = []
         var sampler = Sampler(vocab: vocab)
+        // Numerical guard: a prompt whose residual stream or logits hold NaN or infinity stops there
+        // (finish reason nonFinite, with the hook and position) instead of producing tokens from garbage.
+        let watch = NonFiniteWatch(nLayers: model.config.nLayers)
+        var allHooks = hooks
+        allHooks.merge(watch.hooks())
         while next < prompts.count || !active.isEmpty {
             while next < prompts.count && active.count < options.maxBatch {
                 if options.maxNewTokens <= 0 {
@@ -91,22 +145,32 @@ public final class Generator {
             }
             if active.isEmpty { break }
             let logits = try model.forward(active.map { ForwardItem(cache: $0.cache, tokens: $0.pending, sequenceID: $0.prompt) },
-                                           hooks: hooks, logits: .last)
+                                           hooks: allHooks, logits: .last)
             var keep: [Slot] = []
             keep.reserveCapacity(active.count)
             logits.data.withUnsafeBufferPointer { lp in
                 for (i, var slot) in active.enumerated() {
-                    let tok = sampler.pick(lp.baseAddress! + i * vocab, s, &slot.rng)
-                    slot.out.append(tok)
+                    let row = lp.baseAddress! + i * vocab
+                    var report = watch.first[slot.prompt]
+                    if report == nil, let j = (0..<vocab).first(where: { !row[$0].isFinite }) {
+                        report = NonFiniteReport(hook: "logits", position: slot.cache.count - 1, value: row[j])
+                    }
                     var reason: FinishReason? = nil
-                    if options.eosIds.contains(tok) { reason = .eos } else if slot.out.count >= options.maxNewTokens { reason = .length }
+                    if report != nil {
+                        reason = .nonFinite
+                        watch.clear(slot.prompt)
+                    } else {
+                        let tok = sampler.pick(row, s, &slot.rng)
+                        slot.out.append(tok)
+                        if options.eosIds.contains(tok) { reason = .eos } else if slot.out.count >= options.maxNewTokens { reason = .length }
+                    }
                     if let reason {
-                        let r = GenerationResult(tokens: slot.out, finishReason: reason)
+                        let r = GenerationResult(tokens: slot.out, finishReason: reason, nonFinite: report)
                         results[slot.prompt] = r
                         onFinish?(slot.prompt, r)
                         pool.append(slot.cache)
                     } else {
-                        slot.pending = [tok]
+                        slot.pending = [slot.out.last!]
                         keep.append(slot)
                     }
                 }
