@@ -26,7 +26,8 @@ public enum SafeFiles {
         try createDirectory(dir)
         let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())"
         guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-            throw IOError(path: path, "cannot write here (read-only folder or full disk?)")
+            unlink(tmp)
+            throw IOError(path: path, "cannot write the file (read-only folder or full disk); free space or fix the folder's permissions and run again")
         }
         let fd = open(tmp, O_RDONLY)
         if fd >= 0 { fsync(fd); close(fd) }
@@ -39,6 +40,14 @@ public enum SafeFiles {
 
     public static func createDirectory(_ dir: String) throws {
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        catch { throw IOError(path: dir, "cannot create the folder: \(error.localizedDescription)") }
+        catch {
+            // Name the folder that stops us: the nearest existing ancestor, when it is not writable.
+            var ancestor = URL(fileURLWithPath: dir).standardizedFileURL
+            while !FileManager.default.fileExists(atPath: ancestor.path) && ancestor.path != "/" { ancestor.deleteLastPathComponent() }
+            if !FileManager.default.isWritableFile(atPath: ancestor.path) {
+                throw IOError(path: dir, "cannot create the folder: \(ancestor.path) is not writable (read-only folder or file system); choose another output folder or fix its permissions")
+            }
+            throw IOError(path: dir, "cannot create the folder (\(error.localizedDescription)); check the path and the free space")
+        }
     }
 }

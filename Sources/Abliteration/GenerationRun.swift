@@ -133,11 +133,11 @@ public enum GenerationRun {
                 let rec = GenerationRecord(id: p.id, label: p.label, system: system, checkpoint: checkpoint, settings: setting,
                                            prompt: p.text, response: model.decode(r.tokens), tokens: r.tokens.count,
                                            finishReason: r.finishReason.rawValue)
-                do {
-                    try handle.write(contentsOf: try rec.jsonLine())
-                    try handle.synchronize()
-                } catch {
-                    writeError = IOError(path: out, "cannot append a generation (full disk?): \(error.localizedDescription)")
+                let offset = (try? handle.offset()) ?? 0
+                if let failure = appendLine(handle.fileDescriptor, try? rec.jsonLine()) {
+                    // Cut a half-written line off so the file holds only complete answers.
+                    try? handle.truncate(atOffset: offset)
+                    writeError = IOError(path: out, "cannot append an answer (\(failure)): the disk is full, a file-size limit was reached or the folder is read-only; the \(summary.skipped + summary.written) answers before it are kept, free space and run again to continue")
                     return
                 }
                 nextToWrite += 1
@@ -155,6 +155,23 @@ public enum GenerationRun {
     }
 
     /// Ids of complete lines already in `path` (all must belong to `system`); truncates a torn last line.
+    /// Writes one line with write(2) and fsync(2); nil on success, else the system's reason.
+    static func appendLine(_ fd: Int32, _ line: Data?) -> String? {
+        guard let line else { return "the answer could not be encoded" }
+        var failure: String? = nil
+        line.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
+            var done = 0
+            while done < buf.count {
+                let n = write(fd, buf.baseAddress! + done, buf.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = String(cString: strerror(n < 0 ? errno : EIO)); return }
+                done += n
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+        return failure
+    }
+
     static func readExisting(_ path: String, system: String) throws -> (Set<String>, Int) {
         guard FileManager.default.fileExists(atPath: path) else { return ([], 0) }
         guard let data = FileManager.default.contents(atPath: path) else {

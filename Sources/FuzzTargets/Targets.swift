@@ -43,7 +43,12 @@ public enum FuzzOutcome: Sendable, Equatable {
 public enum FuzzHarness {
     /// Parses the file at `path` as `target` and uses what was parsed the way ablab does (dequantize every
     /// tensor, tokenize, read activations), so a file that parses but lies fails here rather than later.
-    public static func exercise(_ target: FuzzTarget, path: String) throws {
+    ///
+    /// Returns a digest of what was read where the format promises to detect damage (activation caches:
+    /// checksummed metadata and chunks), so an accepted mutated file can be compared with its seed; nil
+    /// for formats without checksums, where a mutated file may legitimately hold other values.
+    @discardableResult
+    public static func exercise(_ target: FuzzTarget, path: String) throws -> String? {
         switch target {
         case .gguf:
             let f = try GGUFFile(path: path)
@@ -55,9 +60,13 @@ public enum FuzzHarness {
         case .activationCache:
             let f = try ActivationFile(path: path)
             let pos = Int(f.header.positions[0])
-            for layer in 0...min(f.header.nLayers, 3) { _ = try f.residual(layer: layer, position: pos) }
-            if f.nPrompts > 0 { _ = try f.residual(layer: 0, position: pos, prompts: [f.nPrompts - 1, 0]) }
-            for h in f.hookNames.prefix(2) { _ = try f.hook(h, position: pos) }
+            var h = SHA256()
+            func add(_ m: [Float]) { m.withUnsafeBytes { h.update($0) } }
+            h.update(Data("\(f.header.ignoringCreated)|\(f.header.created)|\(f.prompts)|\(f.hookNames)".utf8))
+            for layer in 0...min(f.header.nLayers, 3) { add(try f.residual(layer: layer, position: pos).data) }
+            if f.nPrompts > 0 { add(try f.residual(layer: 0, position: pos, prompts: [f.nPrompts - 1, 0]).data) }
+            for name in f.hookNames.prefix(2) { add(try f.hook(name, position: pos).data) }
+            return h.finalize()
         case .promptsJSONL, .promptsCSV:
             _ = try PromptFile.load(path)
         case .studyTOML:
@@ -65,6 +74,7 @@ public enum FuzzHarness {
         case .judgmentsCSV:
             _ = try JudgmentsFile.read(path)
         }
+        return nil
     }
 
     static func useTokenizer(_ tok: BPETokenizer) {
@@ -74,8 +84,10 @@ public enum FuzzHarness {
         _ = tok.decode([-1, 0, 1, Int32.max])
     }
 
-    /// Writes `bytes` to `dir/<target file name>` and runs `exercise` on it.
-    public static func run(_ target: FuzzTarget, bytes: [UInt8], dir: String) -> FuzzOutcome {
+    /// Writes `bytes` to `dir/<target file name>` and runs `exercise` on it. With `expect` (the digest of the
+    /// seed the case was mutated from), an accepted file that reads differently is a failure: a damaged
+    /// file must never give silently wrong numbers.
+    public static func run(_ target: FuzzTarget, bytes: [UInt8], dir: String, expect: String? = nil) -> FuzzOutcome {
         let path = dir + "/" + target.fileName
         // plain write(2): no fsync, thousands of cases per second
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -83,7 +95,28 @@ public enum FuzzHarness {
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
         guard written == bytes.count else { return .failure("cannot write \(path)") }
-        return classify(target, path: path) { try exercise(target, path: path) }
+        var digest: String? = nil
+        let o = classify(target, path: path) { digest = try exercise(target, path: path) }
+        if o == .accepted, let expect, let digest, digest != expect {
+            return .failure("a damaged file was accepted and reads other values than its seed")
+        }
+        return o
+    }
+
+    /// Digests of the seeds (see `exercise`), index-aligned with `seeds`; nil entries where not compared.
+    public static func seedDigests(_ target: FuzzTarget, seeds: [FuzzSeed], dir: String) -> [String?] {
+        seeds.map { s in
+            let path = dir + "/seed-" + target.fileName
+            guard (try? Data(s.bytes).write(to: URL(fileURLWithPath: path))) != nil else { return nil }
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            return (try? exercise(target, path: path)) ?? nil
+        }
+    }
+
+    /// Which seed case `k` of `target` mutates (the first draw of its generator, as in `caseBytes`).
+    public static func caseSeedIndex(_ target: FuzzTarget, seedCount: Int, k: Int) -> Int {
+        var rng = SplitMix64(seed: baseSeed(target) &+ UInt64(k))
+        return rng.below(seedCount)
     }
 
     /// FNV-1a of the target name: the base of the case seeds, so case k of a target is the same everywhere.
@@ -113,6 +146,7 @@ public enum FuzzHarness {
     /// Worker side: runs cases `range` of `target` in `dir`, logging to `dir/worker.log`.
     public static func runWorker(_ target: FuzzTarget, dir: String, range: Range<Int>) throws {
         let seeds = try FuzzSeeds.seeds(for: target)
+        let digests = seedDigests(target, seeds: seeds, dir: dir)
         let log = dir + "/worker.log"
         let fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         guard fd >= 0 else { throw IOError(path: log, "cannot write: " + String(cString: strerror(errno))) }
@@ -120,7 +154,8 @@ public enum FuzzHarness {
         func line(_ s: String) { _ = Array((s + "\n").utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
         for k in range {
             line("B \(k)")
-            let o = run(target, bytes: caseBytes(target, seeds: seeds, k: k), dir: dir)
+            let o = run(target, bytes: caseBytes(target, seeds: seeds, k: k), dir: dir,
+                        expect: digests[caseSeedIndex(target, seedCount: seeds.count, k: k)])
             let (code, text): (Int, String)
             switch o {
             case .accepted: (code, text) = (0, "")

@@ -1,4 +1,5 @@
 import AblabCore
+import Foundation
 import CHDF5
 
 /// A failure of the HDF5 layer, naming the file and (when known) the object path inside it.
@@ -17,9 +18,11 @@ public struct HDF5Error: AblabError, Equatable {
     public var file: String
     public var object: String?
     public var message: String
+    /// The library's full error text (shown with `--verbose`).
+    public var detail: String?
 
-    public init(_ kind: Kind, file: String, object: String? = nil, _ message: String) {
-        self.kind = kind; self.file = file; self.object = object; self.message = message
+    public init(_ kind: Kind, file: String, object: String? = nil, _ message: String, detail: String? = nil) {
+        self.kind = kind; self.file = file; self.object = object; self.message = message; self.detail = detail
     }
 
     public var description: String {
@@ -58,8 +61,29 @@ enum H5Lib {
 
     /// A library-level error carrying HDF5's own description of what went wrong.
     static func failure(_ what: String, file: String, object: String?) -> HDF5Error {
-        let detail = lastError()
-        let msg = detail.isEmpty ? "\(what) failed" : "\(what) failed (HDF5: \(detail))"
-        return HDF5Error(.library, file: file, object: object, msg + "; check the file is intact, writable and the disk is not full")
+        let raw = lastError()
+        let (short, advice) = summarize(raw)
+        let msg = short.isEmpty ? "\(what) failed" : "\(what) failed (HDF5: \(short))"
+        return HDF5Error(.library, file: file, object: object, msg + "; " + advice, detail: raw.isEmpty ? nil : raw)
+    }
+
+    /// One line from HDF5's error text, and advice. I/O failures carry the system's message and errno
+    /// ("file write failed: time = …, errno = 28, error message = 'No space left on device', …").
+    static func summarize(_ raw: String) -> (String, String) {
+        let line = raw.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        var advice = "check the file is intact, writable and the disk is not full"
+        guard let m = line.range(of: "error message = '"), let end = line[m.upperBound...].firstIndex(of: "'") else {
+            return (line.count > 300 ? String(line.prefix(300)) + "…" : line, advice)
+        }
+        let system = String(line[m.upperBound..<end])
+        let head = line.components(separatedBy: ":").first ?? line
+        var errno: Int32 = 0
+        if let r = line.range(of: "errno = ") { errno = Int32(line[r.upperBound...].prefix { $0.isNumber }) ?? 0 }
+        switch errno {
+        case ENOSPC, EFBIG, EDQUOT: advice = "the disk is full or a file-size limit was reached; free space and run again (finished work is kept)"
+        case EACCES, EROFS, EPERM: advice = "the folder or file system is read-only; choose another output folder or fix its permissions"
+        default: break
+        }
+        return ("\(head): \(system)", advice)
     }
 }

@@ -34,9 +34,11 @@ struct GlobalOptions: ParsableArguments {
 
 enum CLILogging {
     nonisolated(unsafe) static var done = false
+    nonisolated(unsafe) static var verbose = false
     static func bootstrap(verbose: Bool) {
         guard !done else { return }
         done = true
+        Self.verbose = verbose
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = verbose ? .debug : .info
@@ -51,6 +53,11 @@ func runReportingErrors(_ body: () async throws -> Void) async throws {
         try await body()
     } catch let e as AblabError {
         FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        if CLILogging.verbose {
+            // The error's fields (kind, file, line, key, tensor, underlying library message) and exit code.
+            let fields = Mirror(reflecting: e).children.map { "\($0.label ?? "?")=\(String(describing: $0.value))" }
+            FileHandle.standardError.write(Data("detail: \(type(of: e)) \(fields.joined(separator: ", ")); exit code \(e.exitCode)\n".utf8))
+        }
         throw ExitCode(e.exitCode)
     }
 }

@@ -5,7 +5,7 @@ import Testing
 /// moments (after a random number of finished answers plus a random delay) and rerun each time: the final
 /// JSONL must hold the same answers, in the same order, as an uninterrupted run (greedy decoding is
 /// deterministic and each prompt's computation does not depend on which others share its batch).
-@Suite("ablab generate killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(6)))
+@Suite("ablab generate killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(20)))
 struct GenerateProcessKillTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var modelsDir: String { ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path }
@@ -36,6 +36,10 @@ struct GenerateProcessKillTests {
         }
     }
 
+    /// SIGKILLs per run: 5 in `make test`, more on demand (`ABLAB_KILLS=20 make test`).
+    static var kills: Int { max(5, Int(ProcessInfo.processInfo.environment["ABLAB_KILLS"] ?? "") ?? 5) }
+    static var perClass: Int { max(12, kills * 2 + 2) }
+
     @Test(.enabled(if: ablab != nil && FileManager.default.fileExists(atPath: model), "needs the built ablab and the SmolLM2 model"))
     func killedAndResumedEqualsUninterrupted() throws {
         let tmp = NSTemporaryDirectory() + "ablab-genkill-\(UUID().uuidString)"
@@ -45,7 +49,7 @@ struct GenerateProcessKillTests {
         for (file, label) in [("harmful", "harmful"), ("harmless", "harmless")] {
             let text = try String(contentsOfFile: Self.root.appendingPathComponent("notebooks-scripts/data/prompts/\(file).jsonl").path, encoding: .utf8)
             var n = 0
-            for l in text.split(separator: "\n") where n < 12 {
+            for l in text.split(separator: "\n") where n < Self.perClass {
                 guard let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any],
                       o["split"] as? String == "test", let t = o["text"] as? String, !t.isEmpty else { continue }
                 let rec: [String: Any] = ["id": o["id"] as? String ?? "", "text": t, "label": label]
@@ -60,14 +64,14 @@ struct GenerateProcessKillTests {
         whole.waitUntilExit()
         try #require(whole.terminationStatus == 0, "the uninterrupted run failed")
         let want = try answers(tmp + "/whole.jsonl")
-        try #require(want.count == 24)
+        try #require(want.count == 2 * Self.perClass)
 
         let out = tmp + "/killed.jsonl"
         var seed = UInt64.random(in: 0...UInt64.max)
         let printed = seed
         func next(_ n: UInt64) -> UInt64 { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return (seed >> 33) % n }
         var kills = 0
-        for _ in 0..<5 {
+        for _ in 0..<Self.kills {
             let before = (try? answers(out).count) ?? 0
             let waitFor = before + 1 + Int(next(3))        // one to three more answers, then a random delay
             let p = try generate(out, prompts: promptFile)
@@ -84,7 +88,7 @@ struct GenerateProcessKillTests {
             if p.terminationReason == .uncaughtSignal { kills += 1 }
         }
         print("generate kill test: \(kills) SIGKILLs landed (seed \(printed))")
-        #expect(kills >= 3, "at least three kills should land mid-run (seed \(printed))")
+        #expect(kills >= Self.kills - 2, "at least \(Self.kills - 2) kills should land mid-run (seed \(printed))")
         let last = try generate(out, prompts: promptFile)
         last.waitUntilExit()
         try #require(last.terminationStatus == 0, "the resumed run failed")

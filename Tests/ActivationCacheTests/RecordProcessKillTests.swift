@@ -6,11 +6,13 @@ import ActivationCache
 /// The `ablab record` process itself, on the real SmolLM2 model: killed with SIGKILL five times at random
 /// moments, then run again with the same arguments, it must produce a file whose every dataset equals
 /// that of an uninterrupted run (the recorder is deterministic, so "equal" means bit for bit).
-@Suite("ablab record killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(6)))
+@Suite("ablab record killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(20)))
 struct RecordProcessKillTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static var modelsDir: String { ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path }
     static var model: String { modelsDir + "/SmolLM2-135M-Instruct.Q4_1.gguf" }
+    /// SIGKILLs per run: 5 in `make test`, more on demand (`ABLAB_KILLS=20 make test`).
+    static var kills: Int { max(5, Int(ProcessInfo.processInfo.environment["ABLAB_KILLS"] ?? "") ?? 5) }
     /// The `ablab` executable built next to this test bundle.
     static var ablab: String? {
         guard let exe = Bundle.main.executablePath else { return nil }
@@ -39,11 +41,12 @@ struct RecordProcessKillTests {
         let tmp = NSTemporaryDirectory() + "ablab-recordkill-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        // 40 train prompts of the shipped data, both labels
+        // 40 train prompts of the shipped data, both labels (more when ABLAB_KILLS asks for more kills)
+        let perClass = max(20, (Self.kills + 2) * 3)
         let all = try PromptFile.load([Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmful.jsonl").path,
                                        Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmless.jsonl").path],
                                       splits: ["train"])
-        let chosen = Array(all.filter { $0.label == "harmful" }.prefix(20)) + Array(all.filter { $0.label == "harmless" }.prefix(20))
+        let chosen = Array(all.filter { $0.label == "harmful" }.prefix(perClass)) + Array(all.filter { $0.label == "harmless" }.prefix(perClass))
         let lines = try chosen.map { p -> String in
             String(decoding: try JSONSerialization.data(withJSONObject: ["id": p.id, "text": p.text, "label": p.label, "split": "train"]), as: UTF8.self)
         }
@@ -62,7 +65,7 @@ struct RecordProcessKillTests {
         var state = seed
         func nextDelay() -> useconds_t { state = state &* 6364136223846793005 &+ 1442695040888963407; return useconds_t((state >> 33) % 400_000) }
         var kills = 0
-        for target in 1...5 {
+        for target in 1...Self.kills {
             let killed = try record(tmp + "/killed", prompts: promptFile)
             let deadline = Date().addingTimeInterval(120)
             var sealed = 0
@@ -77,7 +80,7 @@ struct RecordProcessKillTests {
             killed.waitUntilExit()
             if killed.terminationReason == .uncaughtSignal { kills += 1 }
         }
-        #expect(kills >= 3, "at least three kills should land mid-run (seed \(seed)); got \(kills)")
+        #expect(kills >= Self.kills - 2, "at least \(Self.kills - 2) kills should land mid-run (seed \(seed)); got \(kills)")
         print("record kill test: \(kills) SIGKILLs landed (delay seed \(seed))")
 
         if !FileManager.default.fileExists(atPath: tmp + "/killed/activations/smol.h5") {
@@ -87,7 +90,7 @@ struct RecordProcessKillTests {
             // it resumed: the sealed shards' prompts (6 each) were not recorded again
             let log = (try? String(contentsOfFile: tmp + "/rerun.log", encoding: .utf8)) ?? ""
             let resumed = log.firstRange(of: /resuming, (\d+) prompts already recorded/).map { Int(log[$0].split(separator: " ")[1])! }
-            #expect(resumed.map { $0 >= 6 && $0 % 6 == 0 && $0 < 40 } == true, "the rerun did not resume after the sealed shards: \(log.suffix(400))")
+            #expect(resumed.map { $0 >= 6 && $0 % 6 == 0 && $0 < 2 * perClass } == true, "the rerun did not resume after the sealed shards: \(log.suffix(400))")
         }
 
         let a = try ActivationFile(path: tmp + "/whole/activations/smol.h5")

@@ -52,6 +52,10 @@ struct FuzzTests {
             let o = FuzzHarness.run(target, bytes: s.bytes, dir: dir)
             #expect(o == .accepted, "seed \(s.name) of \(target.rawValue) must be valid: \(o)")
         }
+        let digests = FuzzHarness.seedDigests(target, seeds: seeds, dir: dir)
+        if target == .activationCache {
+            #expect(digests.allSatisfy { $0 != nil }, "accepted damaged caches are compared with their seeds")
+        }
         let n = Int((Double(Self.cases[target] ?? 1000) * Self.scale).rounded())
         var accepted = 0, rejected = 0, failures: [String] = [], crashes: [String] = []
         var slowest = 0.0
@@ -77,7 +81,8 @@ struct FuzzTests {
         } else {
             for k in 0..<n {
                 let t0 = Date()
-                let o = FuzzHarness.run(target, bytes: FuzzHarness.caseBytes(target, seeds: seeds, k: k), dir: dir)
+                let o = FuzzHarness.run(target, bytes: FuzzHarness.caseBytes(target, seeds: seeds, k: k), dir: dir,
+                                        expect: digests[FuzzHarness.caseSeedIndex(target, seedCount: seeds.count, k: k)])
                 let dt = Date().timeIntervalSince(t0)
                 slowest = max(slowest, dt)
                 record(k, o)
