@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of ablab's file parsers with libFuzzer (`make fuzz`).
 #   notebooks-scripts/fuzz.sh [seconds per target] [target ...]
-# Targets: gguf tokenizer-json activation-cache prompts-jsonl prompts-csv study-toml judgments-csv.
+# Targets: gguf tokenizer-json activation-cache prompts-jsonl prompts-csv study-toml judgments-csv safetensors.
 # Builds the driver with -sanitize=fuzzer,address into .build/fuzz (separate from ordinary builds), writes
 # each target's seed corpus to .build/fuzz-corpus/<target>, runs libFuzzer for the given time and keeps
 # crashing inputs in .build/fuzz-artifacts/. Exit status 1 when any target found a failure.
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf tokenizer-json activation-cache prompts-jsonl prompts-csv study-toml judgments-csv)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf tokenizer-json activation-cache prompts-jsonl prompts-csv study-toml judgments-csv safetensors)
 SCRATCH=.build/fuzz
 CORPUS=.build/fuzz-corpus
 ARTIFACTS=.build/fuzz-artifacts
@@ -19,8 +19,7 @@ mkdir -p "$CORPUS" "$ARTIFACTS"
 # Every Swift module is instrumented (coverage + AddressSanitizer); only the driver links libFuzzer.
 ABLAB_LIBFUZZER=1 swift build -c release --scratch-path "$SCRATCH" --product ablab-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library \
-  -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address \
-  -Xlinker -fsanitize=fuzzer,address 2>&1 | tail -n 3
+  -Xcc -fsanitize=fuzzer-no-link,address 2>&1 | tail -n 3
 BIN="$(ABLAB_LIBFUZZER=1 swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/ablab-fuzz"
 
 # HDF5 prints nothing (ablab silences it); ASan would report leaks of the C libraries' caches.

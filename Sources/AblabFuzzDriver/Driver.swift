@@ -1,6 +1,6 @@
 // libFuzzer entry points over ablab's file parsers; built only by `make fuzz` (see Package.swift and
 // notebooks-scripts/fuzz.sh). The target is chosen by the environment variable ABLAB_FUZZ_TARGET
-// (gguf, tokenizer-json, activation-cache, prompts-jsonl, prompts-csv, study-toml, judgments-csv).
+// (gguf, tokenizer-json, activation-cache, prompts-jsonl, prompts-csv, study-toml, judgments-csv, safetensors).
 // With ABLAB_FUZZ_WRITE_CORPUS=<dir> the driver writes the target's seed files there and exits.
 import Foundation
 import FuzzTargets
@@ -48,4 +48,18 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> In
         abort()
     }
     return 0
+}
+
+// SwiftPM links executables with `main` renamed to `<product>_main` (here `ablab_fuzz_main`); the driver
+// has no Swift entry point of its own, so this one hands control to libFuzzer's driver.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+@_cdecl("ablab_fuzz_main")
+public func ablabFuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var c = argc
+    var v = argv
+    return LLVMFuzzerRunDriver(&c, &v) { fuzzerTestOneInput($0, $1) }
 }

@@ -33,7 +33,26 @@ public enum FuzzSeeds {
         case .promptsCSV: return [text("prompts", promptsCSV)]
         case .studyTOML: return [text("study", studyTOML)]
         case .judgmentsCSV: return [text("judgments", judgmentsCSV)]
+        case .safetensors: return [safetensors()]
         }
+    }
+
+    // MARK: safetensors: u64 header length, JSON header (dtype, shape, data_offsets per tensor, optional
+    // __metadata__), then the tensors' bytes (https://github.com/huggingface/safetensors, "Format").
+
+    static func safetensors() -> FuzzSeed {
+        let header = #"{"__metadata__":{"format":"pt"},"#
+            + #""a.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"#
+            + #""b.weight":{"dtype":"F16","shape":[4],"data_offsets":[24,32]},"#
+            + #""c.bias":{"dtype":"BF16","shape":[2,2],"data_offsets":[32,40]},"#
+            + #""d.empty":{"dtype":"F32","shape":[0,5],"data_offsets":[40,40]}}"#
+        var b = RecordingBuilder()
+        b.u64(UInt64(header.utf8.count), .length)
+        b.bytes += Array(header.utf8)
+        for v: Float in [1, -2, 0.5, 3.25, -0, 1e-3] { withUnsafeBytes(of: v.bitPattern.littleEndian) { b.bytes += $0 } }
+        for h: UInt16 in [0x3C00, 0xC000, 0x7BFF, 0x0001] { withUnsafeBytes(of: h.littleEndian) { b.bytes += $0 } }
+        for h: UInt16 in [0x3F80, 0xBF80, 0x4049, 0x0000] { withUnsafeBytes(of: h.littleEndian) { b.bytes += $0 } }
+        return FuzzSeed(name: "safetensors", bytes: b.bytes, fields: b.fields, isText: true)   // the header is JSON: text mutations too
     }
 
     static func text(_ name: String, _ s: String) -> FuzzSeed { FuzzSeed(name: name, bytes: Array(s.utf8), isText: true) }

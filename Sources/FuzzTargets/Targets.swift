@@ -10,6 +10,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case gguf, tokenizerJSON = "tokenizer-json", activationCache = "activation-cache"
     case promptsJSONL = "prompts-jsonl", promptsCSV = "prompts-csv", studyTOML = "study-toml"
     case judgmentsCSV = "judgments-csv"
+    case safetensors
 
     /// File name the case is written under (the parsers look at the extension).
     public var fileName: String {
@@ -21,6 +22,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .promptsCSV: return "case.csv"
         case .studyTOML: return "case.toml"
         case .judgmentsCSV: return "judgments.csv"
+        case .safetensors: return "model.safetensors"
         }
     }
 }
@@ -73,6 +75,12 @@ public enum FuzzHarness {
             _ = try StudyFile.load(path)
         case .judgmentsCSV:
             _ = try JudgmentsFile.read(path)
+        case .safetensors:
+            let f = try SafetensorsFile(path: path)
+            for t in f.tensors.values.sorted(by: { $0.name < $1.name }) {
+                var buf = [Float](repeating: 0, count: t.elementCount)
+                buf.withUnsafeMutableBufferPointer { f.read(t, into: $0.baseAddress!) }
+            }
         }
         return nil
     }

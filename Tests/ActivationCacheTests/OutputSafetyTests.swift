@@ -156,3 +156,47 @@ struct OutputSafetyTests {
         #expect(a == b, "the resumed file differs from an undisturbed run")
     }
 }
+
+/// The same work run twice gives bit-identical activations and identical generations, also with one
+/// thread and unbatched: reductions have a fixed order (each output element is summed by one thread, in
+/// the same order, whatever the number of threads or of rows in a batch).
+@Suite("Repeatability: two runs, identical outputs", .serialized, .timeLimit(.minutes(10)))
+struct RepeatabilityTests {
+    let cli = OutputSafetyTests()
+
+    @Test("record twice (default threads), and once with one thread and one prompt per batch: every dataset bit-identical", .enabled(if: OutputSafetyTests.ready))
+    func recordTwice() throws {
+        let tmp = try cli.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let prompts = try cli.promptFile(tmp)
+        var paths: [String] = []
+        for (k, threads) in [nil, nil, "1"].enumerated() {
+            var args = ["record", "--model", OutputSafetyTests.model, "--prompts", prompts, "--name", "smol", "--out", tmp + "/run\(k)"]
+            if let threads { args += ["--threads", threads, "--batch-tokens", "40"] }   // one prompt per prefill batch
+            let o = try cli.ablab(args)
+            try #require(o.status == 0, "\(o.stderr)")
+            paths.append(tmp + "/run\(k)/activations/smol.h5")
+        }
+        #expect(try datasetDifferences(paths[0], paths[1]) == [], "two runs with the default threads differ")
+        #expect(try datasetDifferences(paths[0], paths[2]) == [], "one thread, one prompt per batch and the defaults differ")
+    }
+
+    @Test("generate twice (default threads), and once with one thread and one sequence at a time: identical files", .enabled(if: OutputSafetyTests.ready))
+    func generateTwice() throws {
+        let tmp = try cli.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let prompts = try cli.promptFile(tmp)
+        var texts: [String] = []
+        for (k, threads) in [nil, nil, "1"].enumerated() {
+            var args = ["generate", "--model", OutputSafetyTests.model, "--prompts", prompts, "--split", "train", "--max-new-tokens", "24",
+                        "--name", "smol", "--out", tmp + "/g\(k).jsonl"]
+            if let threads { args += ["--threads", threads, "--batch", "1"] }   // one sequence at a time
+            let o = try cli.ablab(args)
+            try #require(o.status == 0, "\(o.stderr)")
+            texts.append(try String(contentsOfFile: tmp + "/g\(k).jsonl", encoding: .utf8))
+        }
+        #expect(texts[0].split(separator: "\n").count == 10)
+        #expect(texts[0] == texts[1], "two runs with the default threads differ")
+        #expect(texts[0] == texts[2], "one thread, one sequence at a time and the defaults differ")
+    }
+}

@@ -9,7 +9,7 @@ import FuzzTargets
 struct FuzzTests {
     static let cases: [FuzzTarget: Int] = [
         .gguf: 3000, .tokenizerJSON: 2000, .activationCache: 1500, .promptsJSONL: 1000, .promptsCSV: 1000,
-        .studyTOML: 1000, .judgmentsCSV: 1000,
+        .studyTOML: 1000, .judgmentsCSV: 1000, .safetensors: 1000,
     ]
     /// Targets whose parsing goes through a C library (libhdf5): their cases run in a worker process (this
     /// test binary, running only `worker`), so that a crash would be counted and reported, not end the run.
