@@ -29,9 +29,10 @@ struct OutputSafetyTests {
         var errorLines: [String] { stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("error: ") } }
     }
 
-    /// Runs ablab with `args`, optionally under a file-size limit (bytes) or as the user `nobody`.
-    func ablab(_ args: [String], fileSizeLimit: Int? = nil, asNobody: Bool = false) throws -> Outcome {
-        var command = ([Self.ablab!] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    /// Runs ablab (`binary`, default the built one) with `args`, optionally under a file-size limit (bytes)
+    /// or as the user `nobody`.
+    func ablab(_ args: [String], fileSizeLimit: Int? = nil, asNobody: Bool = false, binary: String? = nil) throws -> Outcome {
+        var command = ([binary ?? Self.ablab!] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         if let limit = fileSizeLimit { command = "prlimit --fsize=\(limit) -- " + command }
         if asNobody { command = "setpriv --reuid=65534 --regid=65534 --clear-groups -- " + command }
         let p = Process()
@@ -81,8 +82,20 @@ struct OutputSafetyTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: ro)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: prompts)
         let asRoot = geteuid() == 0
-        if asRoot { try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "as root, the test needs setpriv to drop privileges") }
-        let o = try ablab(record(ro + "/run", prompts), asNobody: asRoot)
+        var binary = Self.ablab!, args = record(ro + "/run", prompts)
+        if asRoot {
+            try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "as root, the test needs setpriv to drop privileges")
+            // `nobody` may not be able to enter the checkout (e.g. a 0700 temporary folder): give it its own
+            // copies (hard links where possible) of the program and the model, in this test's folder.
+            func place(_ src: String, _ name: String) throws -> String {
+                let dst = tmp + "/" + name
+                if link(src, dst) != 0 { try FileManager.default.copyItem(atPath: src, toPath: dst) }
+                return dst
+            }
+            binary = try place(binary, "ablab")
+            args[args.firstIndex(of: Self.model)!] = try place(Self.model, "model.gguf")
+        }
+        let o = try ablab(args, asNobody: asRoot, binary: binary)
         #expect(o.status == ExitCode.io, "\(o.stderr)")
         #expect(o.errorLines.count == 1, "\(o.stderr)")
         #expect(o.errorLines.first?.contains(ro) == true && o.errorLines.first?.contains("not writable") == true, "\(o.stderr)")
