@@ -40,6 +40,12 @@ enum Assembler {
             try writeFile(plan, to: tmp)
             try Durable.sync(file: tmp)
             try Durable.rename(tmp, to: path)
+        } catch var e as HDF5Error where e.file == tmp {
+            // The temporary file is gone after this; name the file the user asked for.
+            try? FileManager.default.removeItem(atPath: tmp)
+            e.file = path
+            e.message = "writing it (as the temporary \(url.deletingLastPathComponent().lastPathComponent)/\(URL(fileURLWithPath: tmp).lastPathComponent), now removed): " + e.message
+            throw e
         } catch {
             try? FileManager.default.removeItem(atPath: tmp)
             throw error

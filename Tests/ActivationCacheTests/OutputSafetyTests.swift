@@ -126,7 +126,7 @@ struct OutputSafetyTests {
         #expect(o.status == ExitCode.io, "\(o.stderr)")
         #expect(o.errorLines.count == 1, "\(o.stderr)")
         let line = o.errorLines.first ?? ""
-        #expect(line.contains(tmp + "/full/activations/") && line.contains("the disk is full or a file-size limit was reached"), "\(line)")
+        #expect(line.hasPrefix("error: " + tmp + "/full/activations/smol.h5 ") && line.contains("the disk is full or a file-size limit was reached"), "\(line)")
         let act = tmp + "/full/activations"
         #expect(!FileManager.default.fileExists(atPath: act + "/smol.h5"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: act).filter { $0.contains(".tmp") }.isEmpty, "a half-written file was left behind")
