@@ -435,23 +435,28 @@ struct TOMLParser {
         if peek == 0x0A { i += 1 } else if peek == 0x0D && peek(1) == 0x0A { i += 2 }
     }
 
-    private mutating func multilineBasicString() throws -> String {
+    private mutating func multilineBasicString() throws -> String { try multilineString(quote: 0x22, escapes: true) }
+    private mutating func multilineLiteralString() throws -> String { try multilineString(quote: 0x27, escapes: false) }
+
+    /// A multi-line string between triple `quote`s; basic ones (`escapes`) also handle backslash escapes
+    /// and line-ending backslashes.
+    private mutating func multilineString(quote: UInt8, escapes: Bool) throws -> String {
         let start = i
         i += 3
         skipFirstNewline()
         var out: [UInt8] = []
         while true {
             guard let c = peek else { throw error("the multi-line string is not closed", at: start) }
-            if has("\"\"\"") {
+            if c == quote && peek(1) == quote && peek(2) == quote {
                 // Up to two quotes may end the content right before the closing delimiter.
                 var q = 3
-                while q < 5, peek(q) == UInt8(ascii: "\"") { q += 1 }
-                out.append(contentsOf: [UInt8](repeating: 0x22, count: q - 3))
+                while q < 5, peek(q) == quote { q += 1 }
+                out.append(contentsOf: [UInt8](repeating: quote, count: q - 3))
                 i += q
                 return String(decoding: out, as: UTF8.self)
             }
             i += 1
-            if c == UInt8(ascii: "\\") {
+            if escapes && c == UInt8(ascii: "\\") {
                 // A backslash at the end of a line trims the newline and the whitespace that follows.
                 var k = i
                 while k < b.count, b[k] == 0x20 || b[k] == 0x09 { k += 1 }
@@ -463,30 +468,6 @@ struct TOMLParser {
                 try escape(into: &out)
                 continue
             }
-            if c == 0x0D {
-                guard peek == 0x0A else { throw error("a carriage return must be followed by a line feed") }
-                continue
-            }
-            if (c < 0x20 && c != 0x09 && c != 0x0A) || c == 0x7F { throw error("control character in a string") }
-            out.append(c)
-        }
-    }
-
-    private mutating func multilineLiteralString() throws -> String {
-        let start = i
-        i += 3
-        skipFirstNewline()
-        var out: [UInt8] = []
-        while true {
-            guard let c = peek else { throw error("the multi-line string is not closed", at: start) }
-            if has("'''") {
-                var q = 3
-                while q < 5, peek(q) == UInt8(ascii: "'") { q += 1 }
-                out.append(contentsOf: [UInt8](repeating: 0x27, count: q - 3))
-                i += q
-                return String(decoding: out, as: UTF8.self)
-            }
-            i += 1
             if c == 0x0D {
                 guard peek == 0x0A else { throw error("a carriage return must be followed by a line feed") }
                 continue

@@ -7,18 +7,11 @@ import Testing
 /// deterministic and each prompt's computation does not depend on which others share its batch).
 @Suite("ablab generate killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(20)))
 struct GenerateProcessKillTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var modelsDir: String { ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path }
-    static var model: String { modelsDir + "/SmolLM2-135M-Instruct.Q4_1.gguf" }
-    static var ablab: String? {
-        guard let exe = Bundle.main.executablePath else { return nil }
-        let p = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ablab").path
-        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
-    }
+    static var model: String { TestModels.directory + "/" + TestModels.smol + ".gguf" }
 
     func generate(_ out: String, prompts: String) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.ablab!)
+        p.executableURL = URL(fileURLWithPath: TestModels.ablab!)
         p.arguments = ["generate", "--model", Self.model, "--prompts", prompts, "--max-new-tokens", "24", "--batch", "4",
                        "--threads", "1", "--name", "smol", "--out", out]
         p.standardOutput = FileHandle.nullDevice
@@ -40,14 +33,14 @@ struct GenerateProcessKillTests {
     static var kills: Int { max(5, Int(ProcessInfo.processInfo.environment["ABLAB_KILLS"] ?? "") ?? 5) }
     static var perClass: Int { max(12, kills * 2 + 2) }
 
-    @Test(.enabled(if: ablab != nil && FileManager.default.fileExists(atPath: model), "needs the built ablab and the SmolLM2 model"))
+    @Test(.enabled(if: TestModels.ablab != nil && FileManager.default.fileExists(atPath: model), "needs the built ablab and the SmolLM2 model"))
     func killedAndResumedEqualsUninterrupted() throws {
         let tmp = NSTemporaryDirectory() + "ablab-genkill-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         var lines: [String] = []
         for (file, label) in [("harmful", "harmful"), ("harmless", "harmless")] {
-            let text = try String(contentsOfFile: Self.root.appendingPathComponent("notebooks-scripts/data/prompts/\(file).jsonl").path, encoding: .utf8)
+            let text = try String(contentsOfFile: TestModels.root.appendingPathComponent("notebooks-scripts/data/prompts/\(file).jsonl").path, encoding: .utf8)
             var n = 0
             for l in text.split(separator: "\n") where n < Self.perClass {
                 guard let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any],

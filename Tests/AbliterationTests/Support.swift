@@ -8,11 +8,18 @@ import ModelRuntime
 @Suite(.serialized) enum RealModelTests {}
 
 enum TestModels {
+    /// The package root (this file is Tests/AbliterationTests/Support.swift).
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     /// ABLAB_MODELS_DIR, else <package root>/models.
     static var directory: String {
         if let d = ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"], !d.isEmpty { return d }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("models").path
+        return root.appendingPathComponent("models").path
+    }
+    /// The `ablab` executable built next to this test bundle, when there is one.
+    static var ablab: String? {
+        guard let exe = Bundle.main.executablePath else { return nil }
+        let p = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ablab").path
+        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
     }
     static let smol = "SmolLM2-135M-Instruct.Q4_1"
 

@@ -14,11 +14,6 @@ import Recording
 /// prompts attend only within themselves) and must be stored exactly as a clean model stores them.
 @Suite("Numerical guard: record with a poisoned model", .serialized)
 struct RecordNonFiniteTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var model: String {
-        (ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path)
-            + "/SmolLM2-135M-Instruct.Q4_1.gguf"
-    }
     static let prompts = [
         Prompt(id: "a", text: "How do I bake bread at home?", label: "harmless", split: "train"),
         Prompt(id: "b", text: "Name three rivers in Europe.", label: "harmless", split: "train"),
@@ -29,8 +24,8 @@ struct RecordNonFiniteTests {
 
     @Test("a prompt with non-finite activations is stopped and named; the others are stored, and a rerun with a repaired model finishes the cache")
     func poisonedPrompt() throws {
-        try #require(FileManager.default.fileExists(atPath: Self.model), "SmolLM2 GGUF missing; run make models")
-        let model = try ChatModel(path: Self.model)
+        try #require(FileManager.default.fileExists(atPath: TestPaths.smolGGUF), "SmolLM2 GGUF missing; run make models")
+        let model = try ChatModel(path: TestPaths.smolGGUF)
         let d = model.config.dModel
         let tokens = Self.prompts.map { model.encodeChat(user: $0.text) }
         // A token of the poisoned prompt that no other prompt has.
@@ -54,7 +49,7 @@ struct RecordNonFiniteTests {
         #expect(e.stopped.count == 1, "\(e.stopped)")
         #expect(e.stopped.first?.hasPrefix("prompt 'poisoned': nan at blocks.0.hook_resid_post, position \(positions[0]) ") == true, "\(e)")
         #expect(e.exitCode == ExitCode.numerical)
-        #expect(e.description.contains(Self.model) && e.description.contains("checkpoint smol"), "\(e)")
+        #expect(e.description.contains(TestPaths.smolGGUF) && e.description.contains("checkpoint smol"), "\(e)")
         #expect(!FileManager.default.fileExists(atPath: run + "/activations/smol.h5"), "an unfinished cache must not look finished")
 
         // Repair the model and rerun: only the stopped prompt is recorded; the file equals a clean run.

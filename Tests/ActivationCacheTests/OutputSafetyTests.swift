@@ -11,17 +11,8 @@ import ActivationCache
 /// kept so that a rerun continues and ends with the same result as an undisturbed run.
 @Suite("Output safety: read-only folders and a full disk", .serialized, .timeLimit(.minutes(10)))
 struct OutputSafetyTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var model: String {
-        (ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path) + "/SmolLM2-135M-Instruct.Q4_1.gguf"
-    }
-    static var ablab: String? {
-        guard let exe = Bundle.main.executablePath else { return nil }
-        let p = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ablab").path
-        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
-    }
     static var ready: Bool {
-        ablab != nil && FileManager.default.fileExists(atPath: model) && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit")
+        TestPaths.canRunAblab && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit")
     }
 
     struct Outcome { var status: Int32; var stderr: String
@@ -32,7 +23,7 @@ struct OutputSafetyTests {
     /// Runs ablab (`binary`, default the built one) with `args`, optionally under a file-size limit (bytes)
     /// or as the user `nobody`.
     func ablab(_ args: [String], fileSizeLimit: Int? = nil, asNobody: Bool = false, binary: String? = nil) throws -> Outcome {
-        var command = ([binary ?? Self.ablab!] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        var command = ([binary ?? TestPaths.ablab!] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         if let limit = fileSizeLimit { command = "prlimit --fsize=\(limit) -- " + command }
         if asNobody { command = "setpriv --reuid=65534 --regid=65534 --clear-groups -- " + command }
         let p = Process()
@@ -49,8 +40,8 @@ struct OutputSafetyTests {
 
     /// Ten short English train prompts of the shipped data.
     func promptFile(_ dir: String) throws -> String {
-        let all = try PromptFile.load([Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmful.jsonl").path,
-                                       Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmless.jsonl").path],
+        let all = try PromptFile.load([TestPaths.root.appendingPathComponent("notebooks-scripts/data/prompts/harmful.jsonl").path,
+                                       TestPaths.root.appendingPathComponent("notebooks-scripts/data/prompts/harmless.jsonl").path],
                                       splits: ["train"])
         let chosen = Array(all.filter { $0.label == "harmful" }.prefix(5)) + Array(all.filter { $0.label == "harmless" }.prefix(5))
         let lines = try chosen.map { p in
@@ -69,7 +60,7 @@ struct OutputSafetyTests {
     }
 
     func record(_ out: String, _ prompts: String) -> [String] {
-        ["record", "--model", Self.model, "--prompts", prompts, "--name", "smol", "--out", out, "--threads", "1", "--prompts-per-shard", "2"]
+        ["record", "--model", TestPaths.smolGGUF, "--prompts", prompts, "--name", "smol", "--out", out, "--threads", "1", "--prompts-per-shard", "2"]
     }
 
     @Test("record into a read-only folder: exit 3 and one line naming the folder; nothing written", .enabled(if: ready))
@@ -82,7 +73,7 @@ struct OutputSafetyTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: ro)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: prompts)
         let asRoot = geteuid() == 0
-        var binary = Self.ablab!, args = record(ro + "/run", prompts)
+        var binary = TestPaths.ablab!, args = record(ro + "/run", prompts)
         if asRoot {
             try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "as root, the test needs setpriv to drop privileges")
             // `nobody` may not be able to enter the checkout (e.g. a 0700 temporary folder): give it its own
@@ -93,7 +84,7 @@ struct OutputSafetyTests {
                 return dst
             }
             binary = try place(binary, "ablab")
-            args[args.firstIndex(of: Self.model)!] = try place(Self.model, "model.gguf")
+            args[args.firstIndex(of: TestPaths.smolGGUF)!] = try place(TestPaths.smolGGUF, "model.gguf")
         }
         let o = try ablab(args, asNobody: asRoot, binary: binary)
         #expect(o.status == ExitCode.io, "\(o.stderr)")
@@ -147,7 +138,7 @@ struct OutputSafetyTests {
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         let prompts = try promptFile(tmp)
         func generate(_ out: String) -> [String] {
-            ["generate", "--model", Self.model, "--prompts", prompts, "--split", "train", "--max-new-tokens", "16", "--batch", "4",
+            ["generate", "--model", TestPaths.smolGGUF, "--prompts", prompts, "--split", "train", "--max-new-tokens", "16", "--batch", "4",
              "--threads", "1", "--name", "smol", "--out", out]
         }
         let o = try ablab(generate(tmp + "/full.jsonl"), fileSizeLimit: 1500)
@@ -184,7 +175,7 @@ struct RepeatabilityTests {
         let prompts = try cli.promptFile(tmp)
         var paths: [String] = []
         for (k, threads) in [nil, nil, "1"].enumerated() {
-            var args = ["record", "--model", OutputSafetyTests.model, "--prompts", prompts, "--name", "smol", "--out", tmp + "/run\(k)"]
+            var args = ["record", "--model", TestPaths.smolGGUF, "--prompts", prompts, "--name", "smol", "--out", tmp + "/run\(k)"]
             if let threads { args += ["--threads", threads, "--batch-tokens", "40"] }   // one prompt per prefill batch
             let o = try cli.ablab(args)
             try #require(o.status == 0, "\(o.stderr)")
@@ -201,7 +192,7 @@ struct RepeatabilityTests {
         let prompts = try cli.promptFile(tmp)
         var texts: [String] = []
         for (k, threads) in [nil, nil, "1"].enumerated() {
-            var args = ["generate", "--model", OutputSafetyTests.model, "--prompts", prompts, "--split", "train", "--max-new-tokens", "24",
+            var args = ["generate", "--model", TestPaths.smolGGUF, "--prompts", prompts, "--split", "train", "--max-new-tokens", "24",
                         "--name", "smol", "--out", tmp + "/g\(k).jsonl"]
             if let threads { args += ["--threads", threads, "--batch", "1"] }   // one sequence at a time
             let o = try cli.ablab(args)

@@ -9,10 +9,6 @@ import Recording
 /// notebooks-scripts/fixtures_forward.py (the same GGUF loaded in float32 by transformers).
 @Suite("Recording against PyTorch fixtures", .serialized)
 struct RecordAgainstPyTorchTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var modelsDir: String {
-        ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path
-    }
     static let stem = "SmolLM2-135M-Instruct.Q4_1"
 
     struct Fixture: Decodable {
@@ -26,14 +22,14 @@ struct RecordAgainstPyTorchTests {
 
     @Test("recorded residuals equal transformers' at every layer and recorded position", arguments: 0..<4)
     func recordMatchesPyTorch(index: Int) throws {
-        let dir = Self.root.appendingPathComponent("Tests/ModelRuntimeTests/Fixtures/forward")
+        let dir = TestPaths.root.appendingPathComponent("Tests/ModelRuntimeTests/Fixtures/forward")
         let fx = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: dir.appendingPathComponent("\(Self.stem)-\(index).json")))
         let bin = try Data(contentsOf: dir.appendingPathComponent(fx.bin))
         let nL = 30, d = 576, stored = fx.positions.count
         let expected: [Float] = bin.withUnsafeBytes { Array($0.bindMemory(to: Float.self).prefix((nL + 1) * stored * d)) }
 
         let system: SystemPrompt = fx.default_system_prompt ? .modelDefault : .custom(fx.system ?? "")
-        let model = try ChatModel(path: Self.modelsDir + "/\(Self.stem).gguf", systemPrompt: system)
+        let model = try ChatModel(path: TestPaths.modelsDir + "/\(Self.stem).gguf", systemPrompt: system)
         #expect(model.encodeChat(user: fx.user) == fx.tokens, "chat-formatted tokens differ from transformers'")
 
         let run = NSTemporaryDirectory() + "ablab-record-pt-\(UUID().uuidString)"

@@ -8,22 +8,13 @@ import ActivationCache
 /// that of an uninterrupted run (the recorder is deterministic, so "equal" means bit for bit).
 @Suite("ablab record killed with SIGKILL, then resumed", .serialized, .timeLimit(.minutes(20)))
 struct RecordProcessKillTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var modelsDir: String { ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? root.appendingPathComponent("models").path }
-    static var model: String { modelsDir + "/SmolLM2-135M-Instruct.Q4_1.gguf" }
     /// SIGKILLs per run: 5 in `make test`, more on demand (`ABLAB_KILLS=20 make test`).
     static var kills: Int { max(5, Int(ProcessInfo.processInfo.environment["ABLAB_KILLS"] ?? "") ?? 5) }
-    /// The `ablab` executable built next to this test bundle.
-    static var ablab: String? {
-        guard let exe = Bundle.main.executablePath else { return nil }
-        let p = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ablab").path
-        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
-    }
 
     func record(_ out: String, prompts: String, stderr: String? = nil) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.ablab!)
-        p.arguments = ["record", "--model", Self.model, "--prompts", prompts, "--split", "train", "--name", "smol",
+        p.executableURL = URL(fileURLWithPath: TestPaths.ablab!)
+        p.arguments = ["record", "--model", TestPaths.smolGGUF, "--prompts", prompts, "--split", "train", "--name", "smol",
                        "--prompts-per-shard", "6", "--threads", "1", "--out", out]
         p.standardOutput = FileHandle.nullDevice
         if let stderr {
@@ -36,15 +27,15 @@ struct RecordProcessKillTests {
         return p
     }
 
-    @Test(.enabled(if: ablab != nil && FileManager.default.fileExists(atPath: model), "needs the built ablab and the SmolLM2 model"))
+    @Test(.enabled(if: TestPaths.canRunAblab, "needs the built ablab and the SmolLM2 model"))
     func killedAndResumedEqualsUninterrupted() throws {
         let tmp = NSTemporaryDirectory() + "ablab-recordkill-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         // 40 train prompts of the shipped data, both labels (more when ABLAB_KILLS asks for more kills)
         let perClass = max(20, (Self.kills + 2) * 3)
-        let all = try PromptFile.load([Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmful.jsonl").path,
-                                       Self.root.appendingPathComponent("notebooks-scripts/data/prompts/harmless.jsonl").path],
+        let all = try PromptFile.load([TestPaths.root.appendingPathComponent("notebooks-scripts/data/prompts/harmful.jsonl").path,
+                                       TestPaths.root.appendingPathComponent("notebooks-scripts/data/prompts/harmless.jsonl").path],
                                       splits: ["train"])
         let chosen = Array(all.filter { $0.label == "harmful" }.prefix(perClass)) + Array(all.filter { $0.label == "harmless" }.prefix(perClass))
         let lines = try chosen.map { p -> String in
