@@ -3,7 +3,7 @@ import Foundation
 /// An error a user can act on: one sentence naming the file (and line, key or tensor) and what to do.
 /// Every module throws its own typed errors; they conform to this so the CLI can print them uniformly.
 public protocol AblabError: Error, CustomStringConvertible, Sendable {
-    /// The process exit code the CLI uses for this error (see README, "Exit codes").
+    /// The process exit code the CLI uses for this error (see README, "Errors and exit codes").
     var exitCode: Int32 { get }
 }
 
