@@ -67,7 +67,7 @@ let package = Package(
 // `make fuzz` only: the libFuzzer driver (ABLAB_LIBFUZZER=1; sanitizer flags would break ordinary builds).
 if ProcessInfo.processInfo.environment["ABLAB_LIBFUZZER"] == "1" {
     package.targets.append(.executableTarget(
-        name: "ablab-fuzz", dependencies: ["FuzzTargets"], path: "Sources/AblabFuzzDriver",
+        name: "ablab-fuzz", dependencies: ["FuzzTargets", "AblabCore"], path: "Sources/AblabFuzzDriver",
         swiftSettings: [.unsafeFlags(["-parse-as-library"])],
         linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]))
 }

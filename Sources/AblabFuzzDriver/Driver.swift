@@ -3,6 +3,7 @@
 // (gguf, tokenizer-json, activation-cache, prompts-jsonl, prompts-csv, study-toml, judgments-csv, safetensors).
 // With ABLAB_FUZZ_WRITE_CORPUS=<dir> the driver writes the target's seed files there and exits.
 import Foundation
+import AblabCore
 import FuzzTargets
 
 nonisolated(unsafe) var fuzzTarget: FuzzTarget = .gguf

@@ -1,33 +1,6 @@
 import AblabCore
 import LinearAlgebra
 
-/// SplitMix64 (Steele, Lea & Flood 2014; Vigna's constants): a small, seedable, platform-independent
-/// generator. Every random choice of the analysis (bootstrap resamples, split halves) comes from it.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// An integer in 0..<n: the high 64 bits of next() · n (multiply-shift, no rejection; the bias is
-    /// below n / 2⁶⁴).
-    public mutating func bounded(_ n: Int) -> Int {
-        precondition(n > 0)
-        return Int(next().multipliedFullWidth(by: UInt64(n)).high)
-    }
-
-    /// Fisher–Yates from the end: for i = count − 1 down to 1, swap a[i] with a[bounded(i + 1)].
-    public mutating func shuffle<T>(_ a: inout [T]) {
-        guard a.count > 1 else { return }
-        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, bounded(i + 1)) }
-    }
-}
 
 /// Stability of the mean-diff and pc1 directions under resampling of the train prompts.
 ///

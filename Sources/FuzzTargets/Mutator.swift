@@ -1,16 +1,8 @@
-/// A small deterministic generator (SplitMix64, Steele, Lea & Flood 2014) so every fuzz case can be
-/// reproduced from its seed.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in 0..<n (n > 0).
+import AblabCore
+
+extension SplitMix64 {
+    /// Uniform in 0..<n (n > 0) by remainder — the draw that defines every fuzz case; kept so that case k
+    /// of a target stays the same input.
     public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
     public mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
 }

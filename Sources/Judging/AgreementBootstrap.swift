@@ -1,22 +1,9 @@
+import AblabCore
 import Foundation
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a small, fast, seedable generator whose stream is the same on
-/// every platform, so bootstrap intervals are reproducible from the seed.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// An index in 0..<n: the high word of next() · n (Lemire's multiply-shift, no rejection step; the
-    /// bias is below n / 2^64).
-    public mutating func index(below n: Int) -> Int {
-        Int(truncatingIfNeeded: next().multipliedFullWidth(by: UInt64(n)).high)
-    }
+extension SplitMix64 {
+    /// An index in 0..<n (`bounded(n)`), the draw the bootstrap uses.
+    public mutating func index(below n: Int) -> Int { bounded(n) }
 }
 
 /// A point estimate with a bootstrap percentile interval.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import AblabCore
 import LinearAlgebra
 import Analysis
 

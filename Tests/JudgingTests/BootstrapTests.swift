@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import AblabCore
 @testable import Judging
 
 struct BootCI: Decodable, Sendable { var lower: Double?; var upper: Double?; var valid: Int; var estimate: Double? }

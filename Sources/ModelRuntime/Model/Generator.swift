@@ -1,4 +1,5 @@
 import Foundation
+import AblabCore
 import LinearAlgebra
 
 /// How the next token is chosen.
@@ -181,20 +182,8 @@ public final class Generator {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014): small, fast, seedable.
-struct SamplingRNG: Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-}
+/// Each prompt's sampling stream.
+typealias SamplingRNG = SplitMix64
 
 /// Token choice from one logits row, with reusable buffers.
 struct Sampler {
