@@ -154,7 +154,6 @@ public enum GenerationRun {
         return summary
     }
 
-    /// Ids of complete lines already in `path` (all must belong to `system`); truncates a torn last line.
     /// Writes one line with write(2) and fsync(2); nil on success, else the system's reason.
     static func appendLine(_ fd: Int32, _ line: Data?) -> String? {
         guard let line else { return "the answer could not be encoded" }
@@ -172,6 +171,7 @@ public enum GenerationRun {
         return failure
     }
 
+    /// Ids of complete lines already in `path` (all must belong to `system`); truncates a torn last line.
     static func readExisting(_ path: String, system: String) throws -> (Set<String>, Int) {
         guard FileManager.default.fileExists(atPath: path) else { return ([], 0) }
         guard let data = FileManager.default.contents(atPath: path) else {

@@ -64,7 +64,7 @@ public enum FuzzHarness {
             let pos = Int(f.header.positions[0])
             var h = SHA256()
             func add(_ m: [Float]) { m.withUnsafeBytes { h.update($0) } }
-            h.update(Data("\(f.header.ignoringCreated)|\(f.header.created)|\(f.prompts)|\(f.hookNames)".utf8))
+            h.update(Data("\(f.header)|\(f.prompts)|\(f.hookNames)".utf8))
             for layer in 0...min(f.header.nLayers, 3) { add(try f.residual(layer: layer, position: pos).data) }
             if f.nPrompts > 0 { add(try f.residual(layer: 0, position: pos, prompts: [f.nPrompts - 1, 0]).data) }
             for name in f.hookNames.prefix(2) { add(try f.hook(name, position: pos).data) }
@@ -121,11 +121,6 @@ public enum FuzzHarness {
         }
     }
 
-    /// Which seed case `k` of `target` mutates (the first draw of its generator, as in `caseBytes`).
-    public static func caseSeedIndex(_ target: FuzzTarget, seedCount: Int, k: Int) -> Int {
-        var rng = SplitMix64(seed: baseSeed(target) &+ UInt64(k))
-        return rng.below(seedCount)
-    }
 
     /// FNV-1a of the target name: the base of the case seeds, so case k of a target is the same everywhere.
     public static func baseSeed(_ t: FuzzTarget) -> UInt64 {
@@ -134,11 +129,17 @@ public enum FuzzHarness {
         return h
     }
 
-    /// The bytes of case `k` of `target`: deterministic, so a failure is reproduced by target and index.
-    public static func caseBytes(_ target: FuzzTarget, seeds: [FuzzSeed], k: Int) -> [UInt8] {
+    /// Case `k` of `target`: its bytes and the index of the seed they were mutated from. Deterministic, so a
+    /// failure is reproduced by target and index.
+    public static func caseInput(_ target: FuzzTarget, seeds: [FuzzSeed], k: Int) -> (bytes: [UInt8], seed: Int) {
         var rng = SplitMix64(seed: baseSeed(target) &+ UInt64(k))
-        let seed = seeds[rng.below(seeds.count)]
-        return Mutator.mutate(seed, &rng)
+        let s = rng.below(seeds.count)
+        return (Mutator.mutate(seeds[s], &rng), s)
+    }
+
+    /// The bytes of case `k` of `target` (see `caseInput`).
+    public static func caseBytes(_ target: FuzzTarget, seeds: [FuzzSeed], k: Int) -> [UInt8] {
+        caseInput(target, seeds: seeds, k: k).bytes
     }
 
     // MARK: isolation in a worker process
@@ -162,8 +163,8 @@ public enum FuzzHarness {
         func line(_ s: String) { _ = Array((s + "\n").utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
         for k in range {
             line("B \(k)")
-            let o = run(target, bytes: caseBytes(target, seeds: seeds, k: k), dir: dir,
-                        expect: digests[caseSeedIndex(target, seedCount: seeds.count, k: k)])
+            let c = caseInput(target, seeds: seeds, k: k)
+            let o = run(target, bytes: c.bytes, dir: dir, expect: digests[c.seed])
             let (code, text): (Int, String)
             switch o {
             case .accepted: (code, text) = (0, "")

@@ -174,26 +174,19 @@ public enum Recorder {
             _ = try model.transformer.forward(items, hooks: hooks, logits: .none)
 
             // Numerical guard: a prompt with NaN/Inf in any recorded layer or hook is stopped (not stored);
-            // the first offending layer and position are reported.
+            // the first offending hook and position are reported.
             for s in 0..<b {
-                search: for l in 0...nL {
-                    for pi in 0..<pCount {
-                        let base = ((l * b + s) * pCount + pi) * d
-                        if let j = (0..<d).first(where: { !res[base + $0].isFinite }) {
-                            let hook = l == 0 ? "blocks.0.hook_resid_pre" : "blocks.\(l - 1).hook_resid_post"
-                            bad[s] = "prompt '\(prompts[batch[s]].id)': \(res[base + j]) at \(hook), position \(positions[pi]) (token \(length[batch[s]]! + positions[pi]) of \(length[batch[s]]!))"
-                            break search
-                        }
-                    }
-                }
-                if bad[s] == nil {
-                    for h in extraHooks {
-                        let p = hookBuffers[h.name]! + s * pCount * d
-                        if let j = (0..<(pCount * d)).first(where: { !p[$0].isFinite }) {
-                            bad[s] = "prompt '\(prompts[batch[s]].id)': \(p[j]) at \(h.name), position \(positions[j / d]) (token \(length[batch[s]]! + positions[j / d]) of \(length[batch[s]]!))"
-                            break
-                        }
-                    }
+                let n = length[batch[s]]!
+                // Recorded sites of slot s in order: the residual stream layer by layer, then the extra hooks,
+                // each as [P, d] values.
+                let sites = (0...nL).map { l in
+                    (l == 0 ? "blocks.0.hook_resid_pre" : "blocks.\(l - 1).hook_resid_post", res + (l * b + s) * pCount * d)
+                } + extraHooks.map { ($0.name, hookBuffers[$0.name]! + s * pCount * d) }
+                for (hook, values) in sites {
+                    guard let j = (0..<(pCount * d)).first(where: { !values[$0].isFinite }) else { continue }
+                    let rel = positions[j / d]
+                    bad[s] = "prompt '\(prompts[batch[s]].id)': \(values[j]) at \(hook), position \(rel) (token \(n + rel) of \(n))"
+                    break
                 }
             }
             for h in extraHooks {

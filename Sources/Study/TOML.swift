@@ -172,18 +172,26 @@ struct TOMLParser {
         return root.build()
     }
 
-    private mutating func tableHeader() throws {
+    /// Reads a header's dotted key between `brackets` opening and closing brackets (1: `[a.b]`, 2:
+    /// `[[a.b]]`) and walks to the table that holds its last part, creating missing tables on the way.
+    private mutating func header(brackets: Int) throws -> (key: [String], parent: Node, start: Int) {
         let start = i
-        i += 1
+        i += brackets
         skipSpaces()
         let key = try dottedKey()
         skipSpaces()
-        guard peek == UInt8(ascii: "]") else { throw error("expected ']' to close the table header") }
-        i += 1
+        let close = String(repeating: "]", count: brackets)
+        guard has(close) else { throw error("expected '\(close)' to close the \(brackets == 1 ? "table" : "array-of-tables") header") }
+        i += brackets
         var n = root
         for k in key.dropLast() { n = try descend(n, k, at: start) }
-        let last = key.last!
         if n.frozen { throw error("cannot add to an inline table", at: start) }
+        return (key, n, start)
+    }
+
+    private mutating func tableHeader() throws {
+        let (key, n, start) = try header(brackets: 1)
+        let last = key.last!
         switch n.entries[last] {
         case nil:
             let t = Node(); t.explicit = true
@@ -197,17 +205,8 @@ struct TOMLParser {
     }
 
     private mutating func arrayTableHeader() throws {
-        let start = i
-        i += 2
-        skipSpaces()
-        let key = try dottedKey()
-        skipSpaces()
-        guard has("]]") else { throw error("expected ']]' to close the array-of-tables header") }
-        i += 2
-        var n = root
-        for k in key.dropLast() { n = try descend(n, k, at: start) }
+        let (key, n, start) = try header(brackets: 2)
         let last = key.last!
-        if n.frozen { throw error("cannot add to an inline table", at: start) }
         let t = Node(); t.explicit = true
         switch n.entries[last] {
         case nil: n.set(last, .tables([t]))

@@ -81,8 +81,8 @@ struct FuzzTests {
         } else {
             for k in 0..<n {
                 let t0 = Date()
-                let o = FuzzHarness.run(target, bytes: FuzzHarness.caseBytes(target, seeds: seeds, k: k), dir: dir,
-                                        expect: digests[FuzzHarness.caseSeedIndex(target, seedCount: seeds.count, k: k)])
+                let c = FuzzHarness.caseInput(target, seeds: seeds, k: k)
+                let o = FuzzHarness.run(target, bytes: c.bytes, dir: dir, expect: digests[c.seed])
                 let dt = Date().timeIntervalSince(t0)
                 slowest = max(slowest, dt)
                 record(k, o)

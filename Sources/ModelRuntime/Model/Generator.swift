@@ -79,10 +79,7 @@ final class NonFiniteWatch {
             let base = a.rows + seg.rowStart * d
             for r in 0..<seg.rowCount {
                 let row = base + r * d
-                var bad = false
-                for j in 0..<d { bad = bad || !row[j].isFinite }
-                guard bad else { continue }
-                let j = (0..<d).first { !row[$0].isFinite }!
+                guard let j = (0..<d).first(where: { !row[$0].isFinite }) else { continue }
                 first[seg.sequenceID] = NonFiniteReport(hook: a.point.fullName(layer: a.layer),
                                                         position: seg.positionStart + r, value: row[j])
                 break
