@@ -2,9 +2,22 @@
 import PackageDescription
 import Foundation
 
-// Hot numeric modules are compiled with -Ounchecked in release builds; the Makefile adds the CPU
-// target (haswell: AVX2 + FMA) so SIMD loops become vector instructions rather than a call per lane.
+// Hot numeric modules are compiled with -Ounchecked in release builds. The binary targets the baseline
+// CPU of its architecture; the forward pass's kernels are compiled once per CPU path from one source
+// (Sources/Kernels/Source, linked into each path's folder) and picked at start-up (ModelRuntime's
+// `Kernels`). Every path computes the same bits (see KernelABI).
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+func kernels(_ name: String, cpu: String?) -> Target {
+    .target(name: name, dependencies: ["KernelABI"], path: "Sources/Kernels/" + name.dropFirst("Kernels".count),
+            swiftSettings: [.unsafeFlags(["-Ounchecked"] + (cpu.map { ["-target-cpu", $0] } ?? []), .when(configuration: .release)),
+                            .unsafeFlags(cpu.map { ["-target-cpu", $0] } ?? [], .when(configuration: .debug))])
+}
+#if arch(x86_64)
+let kernelPaths = [kernels("KernelsPortable", cpu: nil), kernels("KernelsAVX2", cpu: "haswell"),
+                   kernels("KernelsAVX512", cpu: "skylake-avx512")]
+#else
+let kernelPaths = [kernels("KernelsPortable", cpu: nil)]
+#endif
 
 let package = Package(
     name: "ablab",
@@ -30,7 +43,10 @@ let package = Package(
         .target(name: "Plotting", dependencies: ["CCairo", "AblabCore"]),
 
         // Pipeline stages, data flowing one way.
-        .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore"], swiftSettings: fast),
+        // The compute kernels: the contract, and one build per CPU path.
+        .target(name: "KernelABI"),
+        .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore", "KernelABI"] + kernelPaths.map { .target(name: $0.name) },
+                swiftSettings: fast),
         .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"]),
         .target(name: "Recording", dependencies: ["ModelRuntime", "ActivationCache", "HDF5", "AblabCore"]),
         .target(name: "Analysis", dependencies: ["ActivationCache", "LinearAlgebra", "HDF5", "AblabCore"], swiftSettings: fast),
@@ -52,7 +68,7 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
-        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "KernelABI"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ActivationCacheTests", dependencies: ["ActivationCache", "Recording", "ModelRuntime"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),
@@ -60,7 +76,7 @@ let package = Package(
         .testTarget(name: "ReportTests", dependencies: ["Report", "ActivationCache", "Analysis"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "AbliterationTests", dependencies: ["Abliteration"]),
-    ],
+    ] + kernelPaths,
     swiftLanguageModes: [.v6]
 )
 

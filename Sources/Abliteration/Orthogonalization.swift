@@ -41,10 +41,12 @@ public enum Orthogonalization {
                                     "the model ties its output head to the embedding, which must stay unedited; use Orthogonalization.export to write an untied copy")
         }
         let w = model.weights
-        projectRows(w.embed, count: c.vocab, unit: unit, alpha: alpha)
-        for l in w.layers {
-            projectOutputIndex(l.wo, cols: c.qDim, unit: unit, alpha: alpha)
-            projectOutputIndex(l.wDown, cols: c.ffnDim, unit: unit, alpha: alpha)
+        // Matrices are edited as Float32 copies of their stored values (the model then holds them as F32).
+        projectRows(w.editableEmbedding(), count: c.vocab, unit: unit, alpha: alpha)
+        for l in 0..<c.nLayers {
+            projectOutputIndex(w.editableOutputProjection(layer: l, mlp: false), cols: c.qDim, unit: unit, alpha: alpha)
+            if let b = w.editableOutputBias(layer: l) { projectRows(b, count: 1, unit: unit, alpha: alpha) }
+            projectOutputIndex(w.editableOutputProjection(layer: l, mlp: true), cols: c.ffnDim, unit: unit, alpha: alpha)
         }
     }
 
@@ -98,6 +100,15 @@ public enum Orthogonalization {
                 var w = try f.dequantize(t)   // [d, cols]
                 w.withUnsafeMutableBufferPointer { projectOutputIndex($0.baseAddress!, cols: t.shape[1], unit: unit, alpha: alpha) }
                 replacing[name] = (t.dims, type, w)
+            }
+            // A bias on the attention output (llama attention_bias) writes into the residual stream too.
+            if let bt = f.tensorInfo("blk.\(l).attn_output.bias") {
+                guard bt.shape == [d] else {
+                    throw AbliterationError(file: source, key: bt.name, "has shape \(bt.shape) but the residual stream is \(d) wide")
+                }
+                var b = try f.dequantize(bt)
+                b.withUnsafeMutableBufferPointer { projectRows($0.baseAddress!, count: 1, unit: unit, alpha: alpha) }
+                replacing[bt.name] = (bt.dims, .f32, b)
             }
         }
         var extra: [String: GGUFValue] = [

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import AblabCore
+import LinearAlgebra
+import ModelRuntime
 
 @main
 struct Ablab: AsyncParsableCommand {
@@ -20,6 +22,28 @@ struct Ablab: AsyncParsableCommand {
         version: AblabVersion.string,
         subcommands: [Run.self, Inspect.self, Tokenize.self, Record.self, Merge.self, Analyze.self, Abliterate.self, Generate.self, JudgeCommand.self, Probe.self, Agree.self, ReportCommand.self, Slurm.self, Bench.self]
     )
+
+    /// Before anything else: OpenBLAS (used by the analysis) gets a core that matches the CPU (see
+    /// `OpenBLASCore`); this may start the program again once.
+    static func main() async {
+        OpenBLASCore.reexecIfNeeded(cpuFlags: CPUKernels.cpuFlags())
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Threads for the forward pass's kernels and for OpenBLAS (analysis).
+func setThreads(_ n: Int) {
+    BLAS.setThreads(n)
+    CPUKernels.threads = max(1, n)
 }
 
 /// Options every subcommand shares.
@@ -29,6 +53,10 @@ struct GlobalOptions: ParsableArguments {
 
     func bootstrap() {
         CLILogging.bootstrap(verbose: verbose)
+        if verbose {
+            let core = BLAS.coreName + (OpenBLASCore.reexecuted ? " (OPENBLAS_CORETYPE set by ablab)" : "")
+            FileHandle.standardError.write(Data("debug: kernels \(CPUKernels.path) (this CPU runs: \(CPUKernels.available.map(\.rawValue).joined(separator: ", "))), \(CPUKernels.threads) threads; OpenBLAS core \(core)\n".utf8))
+        }
     }
 }
 

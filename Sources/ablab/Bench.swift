@@ -41,7 +41,7 @@ struct Bench: AsyncParsableCommand {
             guard batch >= 1, newTokens >= 1, threads >= 1 else {
                 throw InputError(file: "--batch/--new-tokens/--threads", "must be at least 1")
             }
-            BLAS.setThreads(threads)
+            setThreads(threads)
             let texts = try prompts.flatMap { try Self.benchPrompts($0, n: n) }
             guard texts.count >= 2 else { throw InputError(file: prompts.joined(separator: ","), "fewer than 2 prompts with text") }
             let m = try ChatModel(path: model)
@@ -96,6 +96,11 @@ struct Bench: AsyncParsableCommand {
                 "peer": "ablab", "version": AblabVersion.string, "model": URL(fileURLWithPath: model).lastPathComponent,
                 "threads": threads, "prompt_tokens": promptTokens, "prompts": texts.count, "workloads": results,
                 "peak_rss_mb": Self.peakRSSMB(), "blas_core": BLAS.coreName,
+                "kernel_path": CPUKernels.path.rawValue, "kernel_paths_available": CPUKernels.available.map(\.rawValue),
+                "openblas_coretype_set_by_ablab": OpenBLASCore.reexecuted,
+                "weight_formats": m.transformer.weights.formatSummary.map { "\($0.0) \(String(format: "%.1f", Double($0.1) / 1_048_576)) MiB" }
+                    .joined(separator: ", "),
+                "weights_held_mb": Double(m.transformer.weights.heldBytes) / 1_048_576,
             ]
             let data = try JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys])
             if let json {

@@ -55,7 +55,7 @@ struct JudgeCommand: AsyncParsableCommand {
                 return
             }
             guard !run.isEmpty else { throw ValidationError("give the run folder") }
-            if let threads { BLAS.setThreads(threads) }
+            if let threads { setThreads(threads) }
             let map = try pairs(modelFor, option: "--model-for")
             let gens = try GenerationsFile.readRun(run)
             let specs = judges.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -100,7 +100,7 @@ struct Probe: AsyncParsableCommand {
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
-            if let threads { BLAS.setThreads(threads) }
+            if let threads { setThreads(threads) }
             let models = try pairs(model, option: "--model")
             let directions = try pairs(direction, option: "--direction")
             let gens = try GenerationsFile.readRun(run)

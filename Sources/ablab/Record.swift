@@ -24,7 +24,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func load() throws -> ChatModel {
-        if let threads { BLAS.setThreads(threads) }
+        if let threads { setThreads(threads) }
         return try ChatModel(path: model, systemPrompt: systemPrompt, chatFormat: chatFormat)
     }
 }

@@ -25,7 +25,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
-            if let threads { BLAS.setThreads(threads) }
+            if let threads { setThreads(threads) }
             let spec = try StudyFile.load(study)
             var o = RunOptions()
             if let stages {

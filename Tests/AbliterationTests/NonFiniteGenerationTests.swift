@@ -48,12 +48,12 @@ struct NonFiniteGenerationTests {
     func poisonedEmbedding() throws {
         let path = try #require(TestModels.smolGGUF, "SmolLM2 GGUF missing; run make models")
         let model = try ChatModel(path: path)
-        #expect(model.transformer.weights.output == model.transformer.weights.embed, "SmolLM2 ties its embeddings")
+        #expect(model.transformer.weights.tied, "SmolLM2 ties its embeddings")
         let d = model.config.dModel
         let encoded = Self.prompts.map { model.encodeChat(user: $0.text) }
         let others = Set([encoded[0], encoded[2]].flatMap { $0 })
         let pos = try #require(encoded[1].firstIndex { !others.contains($0) })
-        (model.transformer.weights.embed + encoded[1][pos] * d + 7).pointee = .infinity
+        (model.transformer.weights.editableEmbedding() + encoded[1][pos] * d + 7).pointee = .infinity
 
         let dir = try TestModels.tempDir("nonfinite")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -31,7 +31,7 @@ struct RecordNonFiniteTests {
         // A token of the poisoned prompt that no other prompt has.
         let others = Set(tokens.enumerated().filter { $0.offset != 2 }.flatMap(\.element))
         let t = try #require(tokens[2].first { !others.contains($0) })
-        let slot = model.transformer.weights.embed + t * d + 7
+        let slot = model.transformer.weights.editableEmbedding() + t * d + 7
         let saved = slot.pointee
         slot.pointee = .infinity
         defer { slot.pointee = saved }

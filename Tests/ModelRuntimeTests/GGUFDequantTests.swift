@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KernelABI
 @testable import ModelRuntime
 
 /// Our dequantizer against gguf-py's `gguf.quants.dequantize` on the same block bytes
@@ -30,15 +31,17 @@ struct GGUFDequantTests {
         #expect(supported.isSubset(of: types))
     }
 
-    @Test("blocks dequantize like gguf-py", arguments: try cases())
-    func blocks(_ c: Case) throws {
+    @Test("blocks dequantize like gguf-py, with every kernel build the CPU runs",
+          arguments: try cases().flatMap { c in CPUKernels.available.map { (c, $0) } })
+    func blocks(_ c: Case, _ path: KernelPath) throws {
         let type = try #require(GGMLType.allCases.first { $0.name == c.type })
         #expect(c.bytes.count == type.byteCount(elements: c.elements))
         #expect(c.expected.count == c.elements)
         var out = [Float](repeating: .nan, count: c.elements)
         c.bytes.withUnsafeBytes { src in
             out.withUnsafeMutableBufferPointer { dst in
-                GGMLDequantizer.dequantize(type, from: src.baseAddress!, elements: c.elements, into: dst.baseAddress!)
+                GGMLDequantizer.dequantize(type, from: src.baseAddress!, elements: c.elements, into: dst.baseAddress!,
+                                           kernels: CPUKernels.kernels(for: path))
             }
         }
         // Same operations in the same order as the reference: equal up to float32 rounding.

@@ -353,7 +353,12 @@ def main():
                 facts.setdefault(f"{name} version", scrub(d["version"]))
             blas = find_key(d, r"openblas|blas_core|corename")
             if blas is not None and key == "ablab":
-                facts.setdefault("ablab BLAS core (OpenBLAS)", scrub(blas))
+                set_by = " (OPENBLAS_CORETYPE set by ablab)" if d.get("openblas_coretype_set_by_ablab") else ""
+                facts.setdefault("ablab OpenBLAS core (analysis only; the forward pass uses ablab's kernels)", scrub(blas) + set_by)
+            if key == "ablab" and d.get("kernel_path"):
+                facts.setdefault("ablab kernel path", f"{d['kernel_path']} (this CPU runs: {', '.join(d.get('kernel_paths_available', []))})")
+            if key == "ablab" and d.get("weight_formats"):
+                facts.setdefault(f"ablab weights as held ({d.get('model', '')})", d["weight_formats"])
             if d.get("torch_cpu_capability"):
                 facts.setdefault("PyTorch CPU capability", d["torch_cpu_capability"])
             if d.get("system_info"):

@@ -1,5 +1,6 @@
 import Foundation
 import AblabCore
+import KernelABI
 
 /// Where model weights come from: a Hugging Face folder or a GGUF file. Tensors are returned as
 /// row-major Float32 with their PyTorch shape (outermost first), e.g. a linear weight as [out, in].
@@ -11,6 +12,9 @@ protocol TensorSource {
     func shape(of name: String) -> [Int]?
     /// Converts the tensor to Float32 into `dst`, after checking it has exactly `shape`.
     func read(_ name: String, shape: [Int], into dst: UnsafeMutablePointer<Float>) throws
+    /// The tensor as stored (format and address, kept alive by the returned owner), after checking it
+    /// has exactly `shape` and a format the kernels read.
+    func stored(_ name: String, shape: [Int]) throws -> StoredTensor
 }
 
 /// A Hugging Face checkpoint folder: `config.json` plus `model.safetensors` or a sharded
@@ -79,6 +83,22 @@ public final class HFCheckpoint: @unchecked Sendable, TensorSource {
             throw ModelError(file: f.path, tensor: name, "has shape \(t.shape) but config.json implies \(shape)")
         }
         f.read(t, into: dst)
+    }
+
+    func stored(_ name: String, shape: [Int]) throws -> StoredTensor {
+        guard let (f, t) = entry(name) else {
+            throw ModelError(file: directory, tensor: name, "tensor missing from the checkpoint; is this the right architecture?")
+        }
+        guard t.shape == shape else {
+            throw ModelError(file: f.path, tensor: name, "has shape \(t.shape) but config.json implies \(shape)")
+        }
+        let format: WeightFormat
+        switch t.dtype {
+        case .f32: format = .f32
+        case .f16: format = .f16
+        case .bf16: format = .bf16
+        }
+        return StoredTensor(format: format, base: f.mapping.base + t.byteOffset, owner: f.mapping)
     }
 
     /// A tensor as a new array (tests, small tensors).

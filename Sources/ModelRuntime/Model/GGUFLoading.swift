@@ -1,6 +1,28 @@
 import Foundation
+import KernelABI
 
-/// GGUF tensors as a `TensorSource`: PyTorch-order shapes (reversed GGUF dims), dequantized to Float32.
+extension GGMLType {
+    /// The kernels' format for this ggml type, or nil when the kernels do not read it.
+    public var weightFormat: WeightFormat? {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        case .q4_1: return .q4_1
+        case .q5_0: return .q5_0
+        case .q5_1: return .q5_1
+        case .q4_K: return .q4_K
+        case .q5_K: return .q5_K
+        case .q6_K: return .q6_K
+        default: return nil
+        }
+    }
+}
+
+/// GGUF tensors as a `TensorSource`: PyTorch-order shapes (reversed GGUF dims); matrices as stored in
+/// the memory-mapped file, vectors dequantized to Float32.
 struct GGUFTensorSource: TensorSource {
     let file: GGUFFile
     var location: String { file.path }
@@ -14,6 +36,19 @@ struct GGUFTensorSource: TensorSource {
             throw ModelError(file: file.path, tensor: name, "has shape \(t.shape) (GGUF dims \(t.dims)) but the metadata implies \(shape)")
         }
         try file.dequantize(t, into: dst)
+    }
+    func stored(_ name: String, shape: [Int]) throws -> StoredTensor {
+        guard let t = file.tensorInfo(name) else {
+            throw ModelError(file: file.path, tensor: name, "tensor missing from the GGUF file; is this the right architecture?")
+        }
+        guard t.shape == shape else {
+            throw ModelError(file: file.path, tensor: name, "has shape \(t.shape) (GGUF dims \(t.dims)) but the metadata implies \(shape)")
+        }
+        guard let format = t.type.weightFormat else {
+            throw ModelError(file: file.path, tensor: name, "is stored as \(t.type.name), which ablab's kernels do not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K); requantize the model with llama.cpp's llama-quantize")
+        }
+        let raw = try file.rawData(t)
+        return StoredTensor(format: format, base: raw.baseAddress!, owner: file)
     }
 }
 
@@ -52,7 +87,7 @@ extension ModelConfig {
 }
 
 extension Transformer {
-    /// A llama.cpp GGUF file; every tensor is dequantized to Float32 once.
+    /// A llama.cpp GGUF file; matrices stay as stored in the memory-mapped file.
     /// LLaMA Q/K rows are un-permuted at load (see `Llama.unpermuteGGUFRows`), so RoPE is neox-style for
     /// every source; `keepGGUFRopeLayout` instead keeps the GGUF rows and rotates adjacent pairs (the same
     /// function, used by the tests to check both layouts).

@@ -1,44 +1,91 @@
 import Foundation
+import KernelABI
 
-/// One contiguous Float32 allocation holding every weight of a model (freed with the last reference).
-final class WeightStorage: @unchecked Sendable {
-    let base: UnsafeMutablePointer<Float>
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        base = .allocate(capacity: max(count, 1))
-        base.initialize(repeating: 0, count: max(count, 1))
-    }
-    deinit { base.deallocate() }
-}
-
-/// The weights of one block, row-major Float32 views into the model's storage. Mutable so that
-/// weight edits (e.g. orthogonalising against a direction) can be applied in place.
+/// The weights of one block. Matrices stay in their stored format (pointing into the memory-mapped
+/// file where its layout allows); norms and biases are small Float32 copies owned by the model.
 public struct LayerWeights: @unchecked Sendable {
     public let attnNorm: UnsafeMutablePointer<Float>  // [dModel]
-    public let wqkv: UnsafeMutablePointer<Float>      // [qDim + 2 kvDim, dModel]: rows Q, then K, then V
-    public let bqkv: UnsafeMutablePointer<Float>?     // [qDim + 2 kvDim] (qwen2), nil without biases
-    public let wo: UnsafeMutablePointer<Float>        // [dModel, qDim]
+    public internal(set) var q: Linear                // [qDim, dModel] (+ bias [qDim], qwen2)
+    public internal(set) var k: Linear                // [kvDim, dModel]
+    public internal(set) var v: Linear                // [kvDim, dModel]
+    public internal(set) var o: Linear                // [dModel, qDim]
     public let ffnNorm: UnsafeMutablePointer<Float>   // [dModel]
-    public let wGateUp: UnsafeMutablePointer<Float>   // [2 ffnDim, dModel]: rows gate, then up
-    public let wDown: UnsafeMutablePointer<Float>     // [dModel, ffnDim]
+    public internal(set) var gate: Linear             // [ffnDim, dModel]
+    public internal(set) var up: Linear               // [ffnDim, dModel]
+    public internal(set) var down: Linear             // [dModel, ffnDim]
 }
 
-/// All weights, dequantized once into contiguous row-major Float32.
-public struct ModelWeights: @unchecked Sendable {
-    let storage: WeightStorage
-    public let embed: UnsafeMutablePointer<Float>      // [vocab, dModel]
+/// A tensor as stored: its format and the address of its first element, kept alive by `owner`.
+struct StoredTensor {
+    let format: WeightFormat
+    let base: UnsafeRawPointer
+    let owner: AnyObject
+}
+
+/// All weights of a model. A class: weight edits (orthogonalization, tests that poison a value) replace
+/// a matrix by an edited Float32 copy in place, for every holder of the model.
+public final class ModelWeights: @unchecked Sendable {
+    /// [vocab, dModel]: token embeddings (a row is dequantized per token).
+    public internal(set) var embed: Linear
     public let finalNorm: UnsafeMutablePointer<Float>  // [dModel]
-    public let output: UnsafeMutablePointer<Float>     // [vocab, dModel]; == embed when tied
-    public let layers: [LayerWeights]
-    /// Total Float32 values held.
-    public var parameterCount: Int { storage.count }
+    /// [vocab, dModel]; the same matrix as `embed` when the model ties them.
+    public internal(set) var output: Linear
+    public internal(set) var layers: [LayerWeights]
+    public let tied: Bool
+    /// Small Float32 tensors (norms, biases) and re-laid-out copies.
+    private var owned: [OwnedBuffer]
+
+    init(embed: Linear, finalNorm: UnsafeMutablePointer<Float>, output: Linear, layers: [LayerWeights], tied: Bool, owned: [OwnedBuffer]) {
+        self.embed = embed; self.finalNorm = finalNorm; self.output = output; self.layers = layers; self.tied = tied; self.owned = owned
+    }
+
+    /// Every matrix, for accounting.
+    var matrices: [Linear] {
+        var all = [embed] + (tied ? [] : [output])
+        for l in layers { all += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down] }
+        return all
+    }
+
+    /// Bytes of the matrices as held (stored format) plus the Float32 norms and biases.
+    public var heldBytes: Int { matrices.reduce(0) { $0 + $1.weight.byteCount } + owned.reduce(0) { $0 + $1.bytes } }
+
+    /// The formats of the matrices, with the bytes of each (for `--verbose` and the bench).
+    public var formatSummary: [(WeightFormat, Int)] {
+        var bytes: [WeightFormat: Int] = [:]
+        for m in matrices { bytes[m.format, default: 0] += m.weight.byteCount }
+        return bytes.sorted { $0.value > $1.value }
+    }
+
+    /// The embedding as an editable Float32 copy (the output head follows when tied). Values are unchanged.
+    public func editableEmbedding() -> UnsafeMutablePointer<Float> {
+        if embed.format == .f32, embed.owner is OwnedBuffer { return UnsafeMutablePointer(mutating: embed.weight.base.assumingMemoryBound(to: Float.self)) }
+        let (copy, p) = embed.float32Copy()
+        embed = copy
+        if tied { output = copy }
+        return p
+    }
+
+    /// A block's attention output bias [dModel], editable, or nil when the model has none.
+    public func editableOutputBias(layer l: Int) -> UnsafeMutablePointer<Float>? {
+        layers[l].o.bias.map { UnsafeMutablePointer(mutating: $0) }
+    }
+
+    /// A block's attention output or MLP down projection as an editable Float32 copy.
+    public func editableOutputProjection(layer l: Int, mlp: Bool) -> UnsafeMutablePointer<Float> {
+        let current = mlp ? layers[l].down : layers[l].o
+        if current.format == .f32, current.owner is OwnedBuffer {
+            return UnsafeMutablePointer(mutating: current.weight.base.assumingMemoryBound(to: Float.self))
+        }
+        let (copy, p) = current.float32Copy()
+        if mlp { layers[l].down = copy } else { layers[l].o = copy }
+        return p
+    }
 }
 
 /// The logical weights of a LLaMA-like block, named per source by `WeightNames`.
 enum WeightRole: CaseIterable, Sendable {
     case embed, finalNorm, output
-    case attnNorm, q, k, v, qBias, kBias, vBias, o, ffnNorm, gate, up, down
+    case attnNorm, q, k, v, qBias, kBias, vBias, o, oBias, ffnNorm, gate, up, down
 }
 
 /// Maps logical weights to a source's tensor names.
@@ -60,6 +107,7 @@ struct WeightNames: Sendable {
         case .kBias: return p + "self_attn.k_proj.bias"
         case .vBias: return p + "self_attn.v_proj.bias"
         case .o: return p + "self_attn.o_proj.weight"
+        case .oBias: return p + "self_attn.o_proj.bias"
         case .ffnNorm: return p + "post_attention_layernorm.weight"
         case .gate: return p + "mlp.gate_proj.weight"
         case .up: return p + "mlp.up_proj.weight"
@@ -82,6 +130,7 @@ struct WeightNames: Sendable {
         case .kBias: return p + "attn_k.bias"
         case .vBias: return p + "attn_v.bias"
         case .o: return p + "attn_output.weight"
+        case .oBias: return p + "attn_output.bias"
         case .ffnNorm: return p + "ffn_norm.weight"
         case .gate: return p + "ffn_gate.weight"
         case .up: return p + "ffn_up.weight"
@@ -91,68 +140,71 @@ struct WeightNames: Sendable {
 }
 
 extension ModelWeights {
-    /// Reads every weight of `config` from `source` into one allocation.
-    /// `unpermuteQK`: undo llama.cpp's Q/K row permutation (GGUF LLaMA models), so RoPE is neox-style.
+    /// The weights of `config` from `source`: matrices as stored, norms and biases as Float32.
+    /// `unpermuteQK`: undo llama.cpp's Q/K row permutation (GGUF LLaMA models), so RoPE is neox-style
+    /// (the rows are reordered as stored, which is exact for every format).
     static func load(config c: ModelConfig, source: TensorSource, names: WeightNames, unpermuteQK: Bool) throws -> ModelWeights {
         let d = c.dModel, V = c.vocab
-        let perLayer = d + c.qkvDim * d + (c.qkvBias ? c.qkvDim : 0) + d * c.qDim + d + 2 * c.ffnDim * d + d * c.ffnDim
-        let total = V * d + d + (c.tiedEmbeddings ? 0 : V * d) + c.nLayers * perLayer
-        let storage = WeightStorage(count: total)
-        var cursor = storage.base
-        func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { cursor += n }; return cursor }
-
-        func read(_ role: WeightRole, _ l: Int, _ shape: [Int], _ dst: UnsafeMutablePointer<Float>) throws {
-            try source.read(names.name(role, l), shape: shape, into: dst)
+        var owned: [OwnedBuffer] = []
+        func vector(_ role: WeightRole, _ l: Int, _ n: Int) throws -> UnsafeMutablePointer<Float> {
+            let buf = OwnedBuffer(bytes: n * 4)
+            try source.read(names.name(role, l), shape: [n], into: buf.floats)
+            owned.append(buf)
+            return buf.floats
         }
-        let embed = take(V * d)
-        try read(.embed, 0, [V, d], embed)
-        let finalNorm = take(d)
-        try read(.finalNorm, 0, [d], finalNorm)
-        let output: UnsafeMutablePointer<Float>
-        if c.tiedEmbeddings {
-            output = embed
-        } else {
-            output = take(V * d)
-            try read(.output, 0, [V, d], output)
+        func matrix(_ role: WeightRole, _ l: Int, _ rows: Int, _ cols: Int, bias: WeightRole? = nil) throws -> Linear {
+            let name = names.name(role, l)
+            let t = try source.stored(name, shape: [rows, cols])
+            guard cols % t.format.blockSize == 0 else {
+                throw ModelError(file: source.location, tensor: name, "rows of \(cols) values are not whole \(t.format) blocks of \(t.format.blockSize)")
+            }
+            var b: UnsafePointer<Float>? = nil
+            if let bias, source.has(names.name(bias, l)) { b = UnsafePointer(try vector(bias, l, rows)) }
+            return Linear(weight: WeightMatrix(format: t.format, rows: rows, cols: cols, base: t.base), bias: b, owner: t.owner)
         }
+        let embed = try matrix(.embed, 0, V, d)
+        let finalNorm = try vector(.finalNorm, 0, d)
+        let output = c.tiedEmbeddings ? embed : try matrix(.output, 0, V, d)
         var layers: [LayerWeights] = []
         layers.reserveCapacity(c.nLayers)
         for l in 0..<c.nLayers {
-            let attnNorm = take(d)
-            try read(.attnNorm, l, [d], attnNorm)
-            let wqkv = take(c.qkvDim * d)
-            try read(.q, l, [c.qDim, d], wqkv)
-            try read(.k, l, [c.kvDim, d], wqkv + c.qDim * d)
-            try read(.v, l, [c.kvDim, d], wqkv + (c.qDim + c.kvDim) * d)
-            var bqkv: UnsafeMutablePointer<Float>? = nil
-            if c.qkvBias {
-                let b = take(c.qkvDim)
-                try read(.qBias, l, [c.qDim], b)
-                try read(.kBias, l, [c.kvDim], b + c.qDim)
-                try read(.vBias, l, [c.kvDim], b + c.qDim + c.kvDim)
-                bqkv = b
+            let attnNorm = try vector(.attnNorm, l, d)
+            var q = try matrix(.q, l, c.qDim, d, bias: c.qkvBias ? .qBias : nil)
+            var k = try matrix(.k, l, c.kvDim, d, bias: c.qkvBias ? .kBias : nil)
+            let v = try matrix(.v, l, c.kvDim, d, bias: c.qkvBias ? .vBias : nil)
+            if c.qkvBias, q.bias == nil || k.bias == nil || v.bias == nil {
+                throw ModelError(file: source.location, tensor: names.name(.qBias, l), "the architecture has Q/K/V biases but the tensor is missing")
             }
             if unpermuteQK {
-                Llama.unpermuteGGUFRows(wqkv, heads: c.nHeads, headDim: c.headDim, cols: d)
-                Llama.unpermuteGGUFRows(wqkv + c.qDim * d, heads: c.nKVHeads, headDim: c.headDim, cols: d)
-                if let b = bqkv {
-                    Llama.unpermuteGGUFRows(b, heads: c.nHeads, headDim: c.headDim, cols: 1)
-                    Llama.unpermuteGGUFRows(b + c.qDim, heads: c.nKVHeads, headDim: c.headDim, cols: 1)
-                }
+                q = try unpermuted(q, heads: c.nHeads, headDim: c.headDim, owned: &owned)
+                k = try unpermuted(k, heads: c.nKVHeads, headDim: c.headDim, owned: &owned)
             }
-            let wo = take(d * c.qDim)
-            try read(.o, l, [d, c.qDim], wo)
-            let ffnNorm = take(d)
-            try read(.ffnNorm, l, [d], ffnNorm)
-            let wGateUp = take(2 * c.ffnDim * d)
-            try read(.gate, l, [c.ffnDim, d], wGateUp)
-            try read(.up, l, [c.ffnDim, d], wGateUp + c.ffnDim * d)
-            let wDown = take(d * c.ffnDim)
-            try read(.down, l, [d, c.ffnDim], wDown)
-            layers.append(LayerWeights(attnNorm: attnNorm, wqkv: wqkv, bqkv: bqkv, wo: wo, ffnNorm: ffnNorm,
-                                       wGateUp: wGateUp, wDown: wDown))
+            let o = try matrix(.o, l, d, c.qDim, bias: .oBias)
+            let ffnNorm = try vector(.ffnNorm, l, d)
+            let gate = try matrix(.gate, l, c.ffnDim, d)
+            let up = try matrix(.up, l, c.ffnDim, d)
+            let down = try matrix(.down, l, d, c.ffnDim)
+            layers.append(LayerWeights(attnNorm: attnNorm, q: q, k: k, v: v, o: o, ffnNorm: ffnNorm, gate: gate, up: up, down: down))
         }
-        precondition(cursor == storage.base + total, "weight layout arithmetic")
-        return ModelWeights(storage: storage, embed: embed, finalNorm: finalNorm, output: output, layers: layers)
+        return ModelWeights(embed: embed, finalNorm: finalNorm, output: output, layers: layers, tied: c.tiedEmbeddings, owned: owned)
+    }
+
+    /// llama.cpp stores LLaMA Q/K rows of each head permuted for adjacent-pair RoPE: GGUF row
+    /// h·hd + 2i + j holds original row h·hd + i + j·hd/2. The original order, rows copied as stored.
+    private static func unpermuted(_ m: Linear, heads: Int, headDim hd: Int, owned: inout [OwnedBuffer]) throws -> Linear {
+        var perm = [Int](repeating: 0, count: heads * hd)
+        for h in 0..<heads {
+            for i in 0..<(hd / 2) {
+                for j in 0..<2 { perm[h * hd + i + j * hd / 2] = h * hd + 2 * i + j }
+            }
+        }
+        var out = m.permutingRows(perm)
+        if let b = m.bias {
+            let nb = OwnedBuffer(bytes: perm.count * 4)
+            for (r, src) in perm.enumerated() { nb.floats[r] = b[src] }
+            owned.append(nb)
+            out.bias = UnsafePointer(nb.floats)
+        }
+        return out
     }
 }

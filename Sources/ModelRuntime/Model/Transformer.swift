@@ -1,6 +1,7 @@
 import Foundation
 import AblabCore
 import LinearAlgebra
+import KernelABI
 
 /// One sequence's part of a forward call: new tokens appended after what `cache` already holds.
 public struct ForwardItem {
@@ -23,14 +24,18 @@ public enum LogitsMode: Sendable {
     case all
 }
 
-/// A LLaMA-like decoder (llama, qwen2) on the CPU in Float32: packed prefill of several sequences in one
-/// [tokens, dModel] activation matrix (attention per sequence), KV caches, and hooks.
+/// A LLaMA-like decoder (llama, qwen2) on the CPU: weights in their stored format, activations in
+/// Float32, packed prefill of several sequences in one [tokens, dModel] activation matrix (attention per
+/// sequence), KV caches, and hooks. Every product goes through `CPUKernels` in the canonical order, so
+/// values do not depend on threads, on how sequences are batched or split, or on the CPU.
 /// Not thread-safe: one forward call at a time (it reuses preallocated scratch buffers).
 public final class Transformer {
     public let config: ModelConfig
     public let weights: ModelWeights
     /// Where the model came from (file or folder), for messages.
     public let source: String
+    /// The kernels this model runs with (`CPUKernels.active` unless a test chose another path).
+    public let kernels: any KernelSet.Type
 
     // Scratch, grown on demand, never shrunk. Shapes for `rowCap` rows.
     private var rowCap = 0
@@ -42,14 +47,16 @@ public final class Transformer {
     private var gu: UnsafeMutablePointer<Float>     // [rows, 2 ffnDim] gate | up
     private var act: UnsafeMutablePointer<Float>    // [rows, ffnDim]
     private var scoreCap = 0
-    private var scores: UnsafeMutablePointer<Float> // [n, context] per (segment, head)
+    private var scores: UnsafeMutablePointer<Float> // [workers, context]
     private var ropeCap = 0
     private var ropeCos: UnsafeMutablePointer<Float> // [positions, headDim / 2]
     private var ropeSin: UnsafeMutablePointer<Float>
     private let invFreq: [Float]
+    private let scratch = LinearProduct.Scratch()
 
-    public init(config: ModelConfig, weights: ModelWeights, source: String) {
+    public init(config: ModelConfig, weights: ModelWeights, source: String, kernels: (any KernelSet.Type)? = nil) {
         self.config = config; self.weights = weights; self.source = source
+        self.kernels = kernels ?? CPUKernels.active
         x = .allocate(capacity: 1); xn = .allocate(capacity: 1); qkv = .allocate(capacity: 1)
         att = .allocate(capacity: 1); tmp = .allocate(capacity: 1); gu = .allocate(capacity: 1)
         act = .allocate(capacity: 1); scores = .allocate(capacity: 1)
@@ -123,7 +130,6 @@ public final class Transformer {
         segments.reserveCapacity(items.count)
         var total = 0
         var maxContext = 0
-        var maxScores = 0
         for (i, item) in items.enumerated() {
             guard !item.tokens.isEmpty else {
                 throw ModelError(file: source, "forward item \(i) has no tokens")
@@ -137,21 +143,19 @@ public final class Transformer {
             segments.append(HookSegment(sequenceID: item.sequenceID, rowStart: total, rowCount: item.tokens.count,
                                         positionStart: item.cache.count))
             total += item.tokens.count
-            let ctx = item.cache.count + item.tokens.count
-            maxContext = max(maxContext, ctx)
-            maxScores = max(maxScores, item.tokens.count * ctx)
+            maxContext = max(maxContext, item.cache.count + item.tokens.count)
         }
         guard total > 0 else { return Matrix(rows: 0, cols: c.vocab) }
         ensureRows(total)
-        ensureScores(maxScores)
+        ensureScores(Self.attentionWorkers * maxContext)
         ensureRope(maxContext)
         for item in items { item.cache.reserve(item.cache.count + item.tokens.count) }
 
-        // Embeddings.  x: [total, d]
+        // Embeddings.  x: [total, d], each row the token's embedding row as the kernels decode it.
         var r = 0
         for item in items {
             for t in item.tokens {
-                (x + r * d).update(from: weights.embed + t * d, count: d)
+                kernels.dequantize(weights.embed.weight, rows: t..<(t + 1), into: x + r * d)
                 r += 1
             }
         }
@@ -168,11 +172,11 @@ public final class Transformer {
             return Matrix(rows: 0, cols: c.vocab)
         case .last:
             for (i, s) in segments.enumerated() {
-                rmsNorm(x + (s.rowStart + s.rowCount - 1) * d, weights.finalNorm, xn + i * d, d, c.rmsEps)
+                kernels.rmsNorm(x + (s.rowStart + s.rowCount - 1) * d, weights.finalNorm, offset: 0, xn + i * d, n: d, eps: c.rmsEps, count: 1)
             }
             return outputHead(rows: segments.count)
         case .all:
-            for i in 0..<total { rmsNorm(x + i * d, weights.finalNorm, xn + i * d, d, c.rmsEps) }
+            kernels.rmsNorm(x, weights.finalNorm, offset: 0, xn, n: d, eps: c.rmsEps, count: total)
             return outputHead(rows: total)
         }
     }
@@ -182,43 +186,40 @@ public final class Transformer {
         let c = config
         var out = Matrix(rows: rows, cols: c.vocab)
         out.data.withUnsafeMutableBufferPointer { o in
-            xwT(rows, c.vocab, c.dModel, xn, weights.output, o.baseAddress!)
+            linear([weights.output], x: xn, m: rows, ldx: c.dModel, out: o.baseAddress!, ldo: c.vocab)
         }
         return out
     }
 
-    /// c[m, n] = a[m, k] · w[n, k]ᵀ (+ c): weights are stored [out, in]. Few rows (decoding, batched
-    /// generation) go to `SmallGEMM`, which reads the weights in place; more go to OpenBLAS.
+    /// out[:, offsets…] (+)= x · Wᵀ (+ b) for layers written side by side.
     @inline(__always)
-    private func xwT(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                     _ c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        if m <= SmallGEMM.maxRows {
-            SmallGEMM.multiplyTransposed(m: m, n: n, k: k, a: a, lda: k, w: w, ldw: k, c: c, ldc: n, accumulate: accumulate)
-        } else {
-            BLAS.sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: w, ldb: k, beta: accumulate ? 1 : 0, c: c, ldc: n)
-        }
+    private func linear(_ layers: [Linear], x: UnsafePointer<Float>, m: Int, ldx: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
+                        accumulate: Bool = false) {
+        var parts: [LinearProduct.Part] = []
+        var off = 0
+        for l in layers { parts.append(.init(linear: l, outOffset: off)); off += l.outFeatures }
+        LinearProduct.run(parts, x: x, m: m, ldx: ldx, out: out, ldo: ldo, accumulate: accumulate, scratch: scratch, kernels: kernels)
     }
 
-    /// New-token segments up to this length use `attendRow` instead of BLAS for attention.
-    static let smallSegment = 4
+    /// Threads over which attention (sequence × head × query row) is split.
+    static var attentionWorkers: Int { max(1, CPUKernels.threads) }
 
     private func layer(_ l: Int, total T: Int, items: [ForwardItem], segments: UnsafeBufferPointer<HookSegment>,
                        hooks: HookSet) {
         let c = config
         let d = c.dModel, qkvDim = c.qkvDim, qDim = c.qDim, kvDim = c.kvDim, hd = c.headDim
         let w = weights.layers[l]
+        let K = kernels
 
         hooks.run(l, .residPre, rows: x, rowCount: T, dModel: d, segments: segments)
 
-        // Attention.  xn = norm(x); qkv [T, qkvDim] = xn · wqkvᵀ (+ b)
-        for i in 0..<T { rmsNorm(x + i * d, w.attnNorm, xn + i * d, d, c.rmsEps) }
-        xwT(T, qkvDim, d, xn, w.wqkv, qkv)
-        if let b = w.bqkv {
-            for i in 0..<T { let row = qkv + i * qkvDim; for j in 0..<qkvDim { row[j] += b[j] } }
-        }
+        // Attention.  xn = norm(x); qkv [T, qkvDim] = xn · [Wq | Wk | Wv]ᵀ (+ b)
+        K.rmsNorm(x, w.attnNorm, offset: 0, xn, n: d, eps: c.rmsEps, count: T)
+        linear([w.q, w.k, w.v], x: xn, m: T, ldx: d, out: qkv, ldo: qkvDim)
         let half = hd / 2
         let scale = 1 / Float(hd).squareRoot()
         let group = c.nHeads / c.nKVHeads
+        let adjacent = c.ropeStyle == .adjacentPairs
         for (si, s) in segments.enumerated() {
             let cache = items[si].cache
             let kc = cache.k[l], vc = cache.v[l]
@@ -227,61 +228,60 @@ public final class Transformer {
                 let row = qkv + (s.rowStart + i) * qkvDim
                 let cs = ropeCos + pos * half, sn = ropeSin + pos * half
                 for h in 0..<(c.nHeads + c.nKVHeads) {   // Q heads then K heads are contiguous
-                    rope(row + h * hd, cs, sn, half, c.ropeStyle)
+                    K.rope(row + h * hd, cos: cs, sin: sn, half: half, adjacentPairs: adjacent)
                 }
                 (kc + pos * kvDim).update(from: row + qDim, count: kvDim)
                 (vc + pos * kvDim).update(from: row + qDim + kvDim, count: kvDim)
             }
-            // Per head: S [n, ctx] = scale · Q_h · K_hᵀ; causal softmax; O_h [n, hd] = P · V_h.
-            let n = s.rowCount, ctx = s.positionStart + n
-            if n <= Self.smallSegment {
-                // decoding (and short segments): SIMD dot products beat BLAS calls on tiny matrices
-                for h in 0..<c.nHeads {
-                    let kvh = h / group
-                    for i in 0..<n {
-                        attendRow(qkv + (s.rowStart + i) * qkvDim + h * hd, kc + kvh * hd, vc + kvh * hd, stride: kvDim,
-                                  visible: s.positionStart + i + 1, hd: hd, scale: scale, scores: scores,
-                                  out: att + (s.rowStart + i) * qDim + h * hd)
-                    }
-                }
-                continue
-            }
-            for h in 0..<c.nHeads {
+        }
+        // Per (query row, head): out = softmax(scale · q·Kᵀ) · V over the visible positions, one row at a
+        // time whatever the segment length (so prefill and decoding give the same bits).
+        let jobs = T * c.nHeads
+        let workers = max(1, min(Self.attentionWorkers, jobs / 8))
+        let uq = UnsafeSendable(qkv), ua = UnsafeSendableMutable(att), us = UnsafeSendableMutable(scores)
+        let scoreStride = scoreCap / Self.attentionWorkers
+        let caches = items.map { (UnsafeSendable($0.cache.k[l]), UnsafeSendable($0.cache.v[l])) }
+        let segs = Array(segments)
+        func attendRows(_ wkr: Int) {
+            let sc = us.p + wkr * scoreStride
+            var job = wkr
+            var si = 0
+            while job < jobs {
+                let row = job / c.nHeads, h = job % c.nHeads
+                while row >= segs[si].rowStart + segs[si].rowCount { si += 1 }
+                let s = segs[si]
+                let i = row - s.rowStart
                 let kvh = h / group
-                BLAS.sgemm(transB: true, m: n, n: ctx, k: hd, alpha: scale,
-                           a: qkv + s.rowStart * qkvDim + h * hd, lda: qkvDim,
-                           b: kc + kvh * hd, ldb: kvDim, c: scores, ldc: ctx)
-                for i in 0..<n {
-                    let visible = s.positionStart + i + 1
-                    softmaxInPlace(scores + i * ctx, visible)
-                    let row = scores + i * ctx
-                    for j in visible..<ctx { row[j] = 0 }
-                }
-                BLAS.sgemm(m: n, n: hd, k: ctx, a: scores, lda: ctx, b: vc + kvh * hd, ldb: kvDim,
-                           c: att + s.rowStart * qDim + h * hd, ldc: qDim)
+                let (kc, vc) = caches[si]
+                K.attend(q: uq.p + row * qkvDim + h * hd, k: kc.p + kvh * hd, v: vc.p + kvh * hd, stride: kvDim,
+                         visible: s.positionStart + i + 1, hd: hd, scale: scale, scores: sc, out: ua.p + row * qDim + h * hd)
+                job += workers
             }
         }
-        // attn_out [T, d] = att · woᵀ, added to x (directly by BLAS when not hooked).
-        if hooks.has(l, .attnOut) {
-            xwT(T, d, qDim, att, w.wo, tmp)
+        parallelFor(workers, attendRows)
+
+        // attn_out [T, d] = att · woᵀ (+ b), added to x (directly when neither hooked nor biased, which
+        // rounds the same: the product is finished before it is added).
+        if hooks.has(l, .attnOut) || w.o.bias != nil {
+            linear([w.o], x: att, m: T, ldx: qDim, out: tmp, ldo: d)
             hooks.run(l, .attnOut, rows: tmp, rowCount: T, dModel: d, segments: segments)
-            addInPlace(x, tmp, T * d)
+            K.add(x, tmp, n: T * d)
         } else {
-            xwT(T, d, qDim, att, w.wo, x, accumulate: true)
+            linear([w.o], x: att, m: T, ldx: qDim, out: x, ldo: d, accumulate: true)
         }
         hooks.run(l, .residMid, rows: x, rowCount: T, dModel: d, segments: segments)
 
-        // MLP (SwiGLU).  gu [T, 2f] = xn · wGateUpᵀ; act = silu(gate) ⊙ up; mlp_out = act · wDownᵀ
+        // MLP (SwiGLU).  gu [T, 2f] = xn · [Wgate | Wup]ᵀ; act = silu(gate) ⊙ up; mlp_out = act · Wdownᵀ
         let f = c.ffnDim
-        for i in 0..<T { rmsNorm(x + i * d, w.ffnNorm, xn + i * d, d, c.rmsEps) }
-        xwT(T, 2 * f, d, xn, w.wGateUp, gu)
-        for i in 0..<T { swiglu(gu + i * 2 * f, act + i * f, f) }
+        K.rmsNorm(x, w.ffnNorm, offset: 0, xn, n: d, eps: c.rmsEps, count: T)
+        linear([w.gate, w.up], x: xn, m: T, ldx: d, out: gu, ldo: 2 * f)
+        K.swiglu(gu, act, f: f, count: T, ldgu: 2 * f)
         if hooks.has(l, .mlpOut) {
-            xwT(T, d, f, act, w.wDown, tmp)
+            linear([w.down], x: act, m: T, ldx: f, out: tmp, ldo: d)
             hooks.run(l, .mlpOut, rows: tmp, rowCount: T, dModel: d, segments: segments)
-            addInPlace(x, tmp, T * d)
+            K.add(x, tmp, n: T * d)
         } else {
-            xwT(T, d, f, act, w.wDown, x, accumulate: true)
+            linear([w.down], x: act, m: T, ldx: f, out: x, ldo: d, accumulate: true)
         }
         hooks.run(l, .residPost, rows: x, rowCount: T, dModel: d, segments: segments)
     }

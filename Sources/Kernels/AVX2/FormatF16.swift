@@ -1,0 +1,1 @@
+../Source/FormatF16.swift

@@ -1,0 +1,1 @@
+../Source/FormatQ6_K.swift

@@ -1,0 +1,6 @@
+// The AVX2 + FMA build (LLVM CPU "haswell"): 16 ymm registers, so tiles of one row of x × four of W.
+extension Impl {
+    public static var name: String { "avx2" }
+}
+/// Rows of x per register tile of the panel path.
+let tileX = 1

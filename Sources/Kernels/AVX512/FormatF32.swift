@@ -1,0 +1,1 @@
+../Source/FormatF32.swift

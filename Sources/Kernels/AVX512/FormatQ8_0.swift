@@ -1,0 +1,1 @@
+../Source/FormatQ8_0.swift

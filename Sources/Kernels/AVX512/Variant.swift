@@ -1,0 +1,7 @@
+// The AVX-512 build (LLVM CPU "skylake-avx512": F, CD, BW, DQ, VL): 32 zmm registers, tiles of four
+// rows of x × four of W.
+extension Impl {
+    public static var name: String { "avx512" }
+}
+/// Rows of x per register tile of the panel path.
+let tileX = 4

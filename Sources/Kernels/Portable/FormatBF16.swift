@@ -1,0 +1,1 @@
+../Source/FormatBF16.swift

@@ -1,0 +1,1 @@
+../Source/FormatQ4_0.swift

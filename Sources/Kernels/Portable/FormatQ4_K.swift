@@ -1,0 +1,1 @@
+../Source/FormatQ4_K.swift

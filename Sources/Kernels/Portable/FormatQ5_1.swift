@@ -1,0 +1,1 @@
+../Source/FormatQ5_1.swift

@@ -1,0 +1,8 @@
+// The portable build: no CPU-specific flags (SIMD16 becomes whatever vectors the baseline target has;
+// fused multiply-adds are correctly rounded library calls where the CPU lacks them, so the bits are
+// those of the other builds).
+extension Impl {
+    public static var name: String { "portable" }
+}
+/// Rows of x per register tile of the panel path.
+let tileX = 1

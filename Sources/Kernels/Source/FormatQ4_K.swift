@@ -1,0 +1,32 @@
+/// Q4_K (256 elements, 144 bytes): d: f16, dmin: f16, scales: u8[12] (eight 6-bit scale/min pairs),
+/// qs: u8[128]. Group g (64 elements): the first 32 are the low nibbles of qs[32g ..< 32g + 32] with
+/// sub-block 2g's scale and min, the next 32 the high nibbles with sub-block 2g + 1's;
+/// x = (d · sc) · q − (dmin · m).
+enum Q4_KFormat: BlockDecoder {
+    static var elements: Int { 256 }
+    static var bytes: Int { 144 }
+
+    /// Sub-block j's (scale, min) from the 12 packed bytes.
+    @inline(__always) static func scaleMin(_ s: UnsafePointer<UInt8>, _ j: Int) -> (Float, Float) {
+        if j < 4 { return (Float(s[j] & 63), Float(s[j + 4] & 63)) }
+        let sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4)
+        let mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4)
+        return (Float(sc), Float(mn))
+    }
+
+    @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
+        let d = half(p, 0), dmin = half(p, 2)
+        let s = (p + 4).assumingMemoryBound(to: UInt8.self)
+        for g in 0..<4 {
+            let (sc0, m0) = scaleMin(s, 2 * g), (sc1, m1) = scaleMin(s, 2 * g + 1)
+            let d0 = V16(repeating: d * sc0), dm0 = V16(repeating: dmin * m0)
+            let d1 = V16(repeating: d * sc1), dm1 = V16(repeating: dmin * m1)
+            let qa = widenU8(p + 16 + 32 * g), qb = widenU8(p + 16 + 32 * g + 16)
+            let o = out + 4 * g
+            o[0] = d0 * floatOf(qa & 0x0F) - dm0
+            o[1] = d0 * floatOf(qb & 0x0F) - dm0
+            o[2] = d1 * floatOf(qa &>> 4) - dm1
+            o[3] = d1 * floatOf(qb &>> 4) - dm1
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import KernelABI
+
+// Vector helpers shared by every kernel file. This folder is compiled once per CPU path (see
+// Package.swift): the same source, so every path computes the same bits.
+
+typealias V16 = SIMD16<Float>
+typealias I16 = SIMD16<Int32>
+typealias U16 = SIMD16<UInt32>
+
+@inline(__always) func load16(_ p: UnsafePointer<Float>) -> V16 { UnsafeRawPointer(p).loadUnaligned(as: V16.self) }
+@inline(__always) func loadRaw16(_ p: UnsafeRawPointer) -> V16 { p.loadUnaligned(as: V16.self) }
+@inline(__always) func store16(_ v: V16, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self) }
+
+/// 16 bytes as 16 unsigned 32-bit lanes (one vpmovzxbd where the CPU has it).
+@inline(__always) func widenU8(_ p: UnsafeRawPointer) -> U16 {
+    let b = p.assumingMemoryBound(to: UInt8.self)
+    var v = U16()
+    for i in 0..<16 { v[i] = UInt32(b[i]) }
+    return v
+}
+
+/// 16 signed bytes as 16 signed 32-bit lanes.
+@inline(__always) func widenI8(_ p: UnsafeRawPointer) -> I16 {
+    let b = p.assumingMemoryBound(to: Int8.self)
+    var v = I16()
+    for i in 0..<16 { v[i] = Int32(b[i]) }
+    return v
+}
+
+/// Exact Float of small non-negative integers (< 2²³): the bits of 2²³ + q, minus 2²³. Swift turns
+/// SIMD integer-to-float conversions into calls; this is two vector instructions.
+@inline(__always) func floatOf(_ q: U16) -> V16 {
+    unsafeBitCast(q | 0x4B00_0000, to: V16.self) - V16(repeating: 8_388_608)
+}
+
+/// Exact Float of small signed integers (|q| < 2²²): the bits of 1.5·2²³ + q, minus 1.5·2²³.
+@inline(__always) func floatOf(_ q: I16) -> V16 {
+    unsafeBitCast(q &+ 0x4B40_0000, to: V16.self) - V16(repeating: 12_582_912)
+}
+
+/// IEEE half → Float for 16 lanes, exact for every input (zero, subnormal, normal, inf, NaN), branch-free:
+/// the same arithmetic as the scalar `halfToFloat`.
+@inline(__always) func halfToFloat16(_ h: U16) -> V16 {
+    let magnitude = (h & 0x7FFF) &<< 13
+    let scaled = unsafeBitCast(magnitude, to: V16.self) * V16(repeating: 0x1p112)
+    let special = magnitude | 0x7F80_0000
+    let isSpecial = magnitude .>= U16(repeating: 0x0F80_0000)
+    let bits = unsafeBitCast(scaled, to: U16.self).replacing(with: special, where: isSpecial)
+    return unsafeBitCast(bits | ((h & 0x8000) &<< 16), to: V16.self)
+}
+
+/// Scalar IEEE half → Float (same arithmetic).
+@inline(__always) func halfToFloat(_ h: UInt16) -> Float {
+    let magnitude = UInt32(h & 0x7FFF) << 13
+    let scaled = Float(bitPattern: magnitude) * 0x1p112
+    let v = magnitude >= 0x0F80_0000 ? Float(bitPattern: magnitude | 0x7F80_0000) : scaled
+    return Float(bitPattern: v.bitPattern | (UInt32(h & 0x8000) << 16))
+}
+
+@inline(__always) func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {
+    halfToFloat(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)))
+}
+
+/// 16 consecutive little-endian UInt16 as lanes.
+@inline(__always) func widenU16(_ p: UnsafeRawPointer) -> U16 {
+    let b = p.assumingMemoryBound(to: UInt16.self)
+    var v = U16()
+    for i in 0..<16 { v[i] = UInt32(UInt16(littleEndian: b[i])) }
+    return v
+}
+
+/// lane i = i, for per-lane bit positions.
+@inline(__always) func laneIndex() -> U16 { U16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) }
+
+/// A stored format, decoded one block at a time into 16-lane vectors.
+protocol BlockDecoder {
+    /// Elements of one block (16 for the float types, whose "block" is one vector).
+    static var elements: Int { get }
+    /// Bytes of one block.
+    static var bytes: Int { get }
+    /// The block at `p` as elements/16 vectors.
+    static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>)
+    /// Element e of a row (float types only: the tail past the last whole vector).
+    static func element(_ row: UnsafeRawPointer, _ e: Int) -> Float
+}
+
+extension BlockDecoder {
+    static func element(_ row: UnsafeRawPointer, _ e: Int) -> Float { preconditionFailure("block formats have no tail") }
+}

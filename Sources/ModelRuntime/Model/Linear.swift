@@ -1,0 +1,128 @@
+import Foundation
+import Dispatch
+import KernelABI
+
+/// Memory a model owns (edited or re-laid-out copies of weights, norms, biases), freed with the model.
+final class OwnedBuffer: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let bytes: Int
+    init(bytes: Int) {
+        self.bytes = bytes
+        base = .allocate(byteCount: max(bytes, 1), alignment: 64)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1))
+    }
+    deinit { base.deallocate() }
+    var floats: UnsafeMutablePointer<Float> { base.assumingMemoryBound(to: Float.self) }
+}
+
+/// A linear layer y = x · Wᵀ (+ b) with W [out, in] kept in the format it is stored in.
+public struct Linear: @unchecked Sendable {
+    public internal(set) var weight: WeightMatrix
+    /// [out] Float32, or nil.
+    public internal(set) var bias: UnsafePointer<Float>?
+    /// Keeps the memory of `weight` alive (a mapped file or an owned buffer).
+    var owner: AnyObject
+
+    init(weight: WeightMatrix, bias: UnsafePointer<Float>? = nil, owner: AnyObject) {
+        self.weight = weight; self.bias = bias; self.owner = owner
+    }
+
+    public var outFeatures: Int { weight.rows }
+    public var inFeatures: Int { weight.cols }
+    public var format: WeightFormat { weight.format }
+
+    /// The same layer with its weight dequantized to an owned Float32 copy (the values every product uses),
+    /// returned with a pointer to edit it in place.
+    func float32Copy() -> (Linear, UnsafeMutablePointer<Float>) {
+        let buf = OwnedBuffer(bytes: weight.rows * weight.cols * 4)
+        CPUKernels.active.dequantize(weight, rows: 0..<weight.rows, into: buf.floats)
+        let w = WeightMatrix(format: .f32, rows: weight.rows, cols: weight.cols, base: UnsafeRawPointer(buf.floats))
+        return (Linear(weight: w, bias: bias, owner: buf), buf.floats)
+    }
+
+    /// The layer with its rows in the order `perm` (new row r = old row perm[r]); copies the stored bytes.
+    func permutingRows(_ perm: [Int]) -> Linear {
+        let rb = weight.rowBytes
+        let buf = OwnedBuffer(bytes: weight.rows * rb)
+        for (r, src) in perm.enumerated() { (buf.base + r * rb).copyMemory(from: weight.base + src * rb, byteCount: rb) }
+        return Linear(weight: WeightMatrix(format: weight.format, rows: weight.rows, cols: weight.cols, base: UnsafeRawPointer(buf.base)),
+                      bias: bias, owner: buf)
+    }
+}
+
+/// Products of several linear layers with the same input, written side by side into one output
+/// (Q | K | V, gate | up), split across threads by output columns: every output is reduced by one
+/// thread in the canonical order, so the split never changes a bit.
+struct LinearProduct {
+    /// Panels for `threads` threads, each `panelRows × maxCols` floats.
+    final class Scratch: @unchecked Sendable {
+        private(set) var panels: [UnsafeMutablePointer<Float>] = []
+        private(set) var cols = 0
+        func ensure(threads: Int, cols: Int) {
+            guard threads > panels.count || cols > self.cols else { return }
+            for p in panels { p.deallocate() }
+            self.cols = max(cols, self.cols)
+            panels = (0..<max(threads, panels.count)).map { _ in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * self.cols)
+                p.initialize(repeating: 0, count: panelRows * self.cols)
+                return p
+            }
+        }
+        deinit { for p in panels { p.deallocate() } }
+    }
+
+    struct Part { let linear: Linear; let outOffset: Int }
+
+    /// out[i, part.outOffset + j] (+)= x[i] · W_partᵀ[j] (+ b_part[j]) for every part.
+    static func run(_ parts: [Part], x: UnsafePointer<Float>, m: Int, ldx: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
+                    accumulate: Bool, scratch: Scratch, kernels K: any KernelSet.Type = CPUKernels.active,
+                    threads: Int = CPUKernels.threads) {
+        guard m > 0 else { return }
+        let total = parts.reduce(0) { $0 + $1.linear.outFeatures }
+        let maxCols = parts.map(\.linear.inFeatures).max() ?? 0
+        // Work per thread: at least ~64k multiply-adds, in chunks of whole 16-column groups.
+        let work = m * total * maxCols
+        let t = max(1, min(threads, work / 65_536, (total + 15) / 16))
+        scratch.ensure(threads: t, cols: maxCols)
+        let ux = UnsafeSendable(x), uo = UnsafeSendableMutable(out)
+        let panels = scratch.panels
+        func chunk(_ c: Int) {
+            let per = ((total + t - 1) / t + 15) / 16 * 16
+            let lo = c * per, hi = min(total, lo + per)
+            guard lo < hi else { return }
+            var base = 0
+            for p in parts {
+                let n = p.linear.outFeatures
+                let a = max(lo, base), b = min(hi, base + n)
+                if a < b {
+                    K.matmul(p.linear.weight, columns: (a - base)..<(b - base), x: ux.p, m: m, ldx: ldx, out: uo.p + p.outOffset, ldo: ldo,
+                             accumulate: accumulate, panel: panels[c])
+                    if let bias = p.linear.bias {
+                        for i in 0..<m {
+                            let row = uo.p + i * ldo + p.outOffset
+                            for j in (a - base)..<(b - base) { row[j] += bias[j] }
+                        }
+                    }
+                }
+                base += n
+            }
+        }
+        parallelFor(t, chunk)
+    }
+}
+
+/// Pointers handed to `concurrentPerform` workers, which write disjoint parts.
+struct UnsafeSendable: @unchecked Sendable { let p: UnsafePointer<Float>; init(_ p: UnsafePointer<Float>) { self.p = p } }
+struct UnsafeSendableMutable: @unchecked Sendable { let p: UnsafeMutablePointer<Float>; init(_ p: UnsafeMutablePointer<Float>) { self.p = p } }
+
+/// A value handed to `concurrentPerform` workers that only read it (or write disjoint parts through it).
+struct UncheckedBox<T>: @unchecked Sendable { let value: T }
+
+/// body(0) … body(n − 1), on up to n threads (inline when n is 1).
+func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    if n == 1 { body(0); return }
+    withoutActuallyEscaping(body) { b in
+        let box = UncheckedBox(value: b)
+        DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
+    }
+}
