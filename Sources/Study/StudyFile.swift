@@ -113,9 +113,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
 /// Reads a study TOML file. Unknown keys and wrong types are errors naming the key and line.
 public enum StudyFile {
     public static func load(_ path: String) throws -> StudySpec {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, "cannot read the study file (does it exist, is it UTF-8?)")
-        }
+        let text = try BoundedText.readString(path, what: "study file", maxFileBytes: 16 << 20)
         return try parse(text, file: path)
     }
 
