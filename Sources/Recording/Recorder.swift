@@ -94,10 +94,12 @@ public enum Recorder {
 
         // Memory: the weights, the KV caches and buffers of one packed batch, and the recorded rows.
         let longest = tokens.reduce(0) { max($0, $1.count) }
+        let allTokens = tokens.reduce(0) { $0 + $1.count }
         let batchPrompts = min(options.promptsPerShard, prompts.count)
         let recorded = (cfg.nLayers + 1 + options.hooks.count) * batchPrompts * positions.count * cfg.dModel * MemoryLayout<Float>.size
         let memory = ModelMemory.estimate(header: encoder.header,
-                                          workload: .recording(batchTokens: options.batchTokens, longestPrompt: longest, extraBytes: 2 * recorded))
+                                          workload: .recording(batchTokens: min(options.batchTokens, allTokens), longestPrompt: longest,
+                                                                              extraBytes: 2 * recorded))
         if checkMemory {
             try ModelMemory.check(memory, file: encoder.path,
                                   remedy: memoryRemedy ?? "lower --batch-tokens (now \(options.batchTokens)) or --prompts-per-shard (now \(options.promptsPerShard)), or use a smaller quantization or model")

@@ -214,6 +214,8 @@ public struct RunManifest: Sendable {
     public var machine = ""
     /// stage → started at
     public var stages: [String: String] = [:]
+    /// "record:<checkpoint>" / "generate:<checkpoint>" → prompt ids left out as too long for the context
+    public var skippedTooLong: [String: [String]] = [:]
     public init() {}
 
     public static func load(_ path: String) throws -> RunManifest {
@@ -229,6 +231,7 @@ public struct RunManifest: Sendable {
         m.promptFiles = o["promptFiles"] as? [String: String] ?? [:]
         m.settings = (o["settings"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
         m.machine = o["machine"] as? String ?? ""
+        m.skippedTooLong = o["skippedTooLong"] as? [String: [String]] ?? [:]
         if let st = o["stages"] as? [String: Any] {
             for (k, v) in st { m.stages[k] = (v as? [String: Any])?["startedAt"] as? String ?? "" }
         }

@@ -120,7 +120,9 @@ extension Pipeline {
         guard !spec.checkpoints.isEmpty else { return }
         let prompts = try generationPrompts()
         guard !prompts.isEmpty else { return }
+        let studyPrompts = prompts
         for c in selectedCheckpoints {
+            var prompts = studyPrompts
             let settings = try abliterationSettings(c)
             let systems = [c.name] + settings.map(\.systemName)
             try setAsideSupersededGenerations(checkpoint: c.name, current: Set(systems))
@@ -129,8 +131,25 @@ extension Pipeline {
                          "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
                          "settings": settings.map(\.systemName).joined(separator: ",")]
             parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
+            if spec.skipTooLong { parts["skip_too_long"] = "true" }
             try stage("generate:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
-                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                // Prompt lengths (with max_new_tokens) and memory are checked before the weights are loaded.
+                let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                if spec.skipTooLong {
+                    let tooLong = prompts.compactMap { p -> PromptTooLongError? in
+                        if case .failure(let e) = encoder.encodeChecked(p, newTokens: spec.maxNewTokens) { return e }
+                        return nil
+                    }
+                    for e in tooLong { log.warning("[generate] \(c.name): skipped (too long for the context): \(e.description)") }
+                    let ids = Set(tooLong.map(\.id))
+                    prompts = prompts.filter { !ids.contains($0.id) }
+                    noteSkipped("generate:\(c.name)", tooLong.map(\.id))
+                }
+                try GenerationRun.preflight(encoder: encoder, prompts: prompts,
+                                            options: GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: [], sampling: .greedy, maxBatch: spec.batchSize),
+                                            lengthRemedy: "or set [record] skip_too_long = true in \(studyFile) to leave it out, or lower [generation] max_new_tokens",
+                                            memoryRemedy: "lower [generation] batch_size or max_new_tokens in \(studyFile), or use a smaller quantization or model")
+                let model = try ChatModel(encoder: encoder)
                 let genOptions = GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: model.eosIds,
                                                    sampling: .greedy, maxBatch: spec.batchSize)
                 try GenerationRun.run(model: model, prompts: prompts, system: c.name, setting: nil, direction: nil,
