@@ -9,7 +9,8 @@ Writes Tests/ModelRuntimeTests/Fixtures/limits/models.json with, per model (gguf
     attention and MLP tensors) with their element counts and stored byte counts;
 and, for SmolLM2 (transformers' tokenizer built from the GGUF file, corrected as in fixtures_tokenizer.py,
 chat template with the default system prompt): the number n of repetitions of " word" after "word" for
-which the chat-formatted prompt has exactly context_length + 1 tokens, with that token count.
+which the chat-formatted prompt has exactly context_length + 1 tokens, with that token count (and the
+count with one repetition less).
 """
 import json
 import os
@@ -76,7 +77,8 @@ def over_context(name, context):
     base = count(0)
     n = context + 1 - base
     assert count(n) == context + 1, (count(n), context + 1)
-    return {"word": "word", "repeat": " word", "repeats": n, "chat_tokens": count(n), "chat_tokens_without_repeats": base,
+    return {"word": "word", "repeat": " word", "repeats": n, "chat_tokens": count(n), "chat_tokens_one_repeat_less": count(n - 1),
+            "chat_tokens_without_repeats": base,
             "reference": f"transformers {__import__('transformers').__version__} AutoTokenizer(gguf_file), "
                          f"tokenizers {__import__('tokenizers').__version__}"}
 

@@ -20,16 +20,16 @@ public struct Prompt: Codable, Hashable, Sendable {
     }
     public func hash(into h: inout Hasher) { h.combine(id); h.combine(text); h.combine(label); h.combine(split) }
 
-    /// "file:line" of the prompt, or "prompt list" when it was not read from a file.
+    /// The file (or option) and line the prompt came from ("prompt list" when unknown).
     public var location: (file: String, line: Int?) { (origin?.file ?? "prompt list", origin?.line) }
 }
 
 /// Where a prompt was read from.
 public struct PromptOrigin: Sendable, Hashable {
     public var file: String
-    /// 1-based line (JSONL) or the line a CSV record starts on.
-    public var line: Int
-    public init(file: String, line: Int) { self.file = file; self.line = line }
+    /// 1-based line (JSONL) or the line a CSV record starts on; nil for a prompt given on the command line.
+    public var line: Int?
+    public init(file: String, line: Int?) { self.file = file; self.line = line }
 }
 
 /// Reads prompt files (JSONL or CSV with `id`, `text`, `label` and optional `split`) and checks them

@@ -121,7 +121,7 @@ struct Generate: AsyncParsableCommand {
                                             options: GenerationOptions(maxNewTokens: maxNewTokens, eosIds: [], sampling: sampling, maxBatch: batch))
             }
             if let prompt {
-                try checkFirst([Prompt(id: "--prompt", text: prompt, label: "", origin: PromptOrigin(file: "--prompt", line: 1))])
+                try checkFirst([Prompt(id: "--prompt", text: prompt, label: "", origin: PromptOrigin(file: "--prompt", line: nil))])
                 let model = try ChatModel(encoder: encoder)
                 let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds, sampling: sampling, maxBatch: batch)
                 var hooks = HookSet()
