@@ -59,7 +59,8 @@ public enum Recorder {
     /// Tokenizes every prompt and checks it against the context (too long: an error naming file, line,
     /// id and both counts, or left out with `skipTooLong`) and against the positions; estimates memory
     /// (checked when `checkMemory`, i.e. before the weights are loaded) and disk (checked unless
-    /// `options.checkDisk` is off). `remedy` completes the too-long message (e.g. the CLI flag).
+    /// `options.checkDisk` is off). `skipRemedy` ends the too-long message (the CLI flag or study key),
+    /// `memoryRemedy` the memory refusal.
     public static func plan(encoder: ChatEncoder, prompts all: [Prompt], run: String, options: RecordOptions,
                             checkMemory: Bool = true, skipRemedy: String = "or pass --skip-too-long to record the others",
                             memoryRemedy: String? = nil) throws -> RecordPlan {
