@@ -48,7 +48,14 @@ extension Pipeline {
         // Validation prompts: train prompts the directions were not fit on (beyond train_per_class) when
         // there are enough, else the last train prompts (in-sample for the direction, never test).
         let fitted = Set(try studyPrompts().filter { $0.split == "train" }.map(\.id))
-        let train = try PromptFile.load(spec.promptFiles, splits: ["train"])
+        // Prompts beyond the context are an error (or left out with skip_too_long) before the model scores them.
+        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+        let train = try PromptFile.load(spec.promptFiles, splits: ["train"]).filter { p in
+            guard case .failure(let e) = encoder.encodeChecked(p, remedy: "or set [record] skip_too_long = true in \(studyFile) to leave it out") else { return true }
+            if !spec.skipTooLong { throw e }
+            log.warning("[select] \(c.name): skipped (too long for the context): \(e.description)")
+            return false
+        }
         func pick(_ label: String) -> [String] {
             let unused = train.filter { $0.label == label && !fitted.contains($0.id) }
             if unused.count >= spec.selectPrompts { return unused.suffix(spec.selectPrompts).map(\.text) }
