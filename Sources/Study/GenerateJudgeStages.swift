@@ -48,7 +48,14 @@ extension Pipeline {
         // Validation prompts: train prompts the directions were not fit on (beyond train_per_class) when
         // there are enough, else the last train prompts (in-sample for the direction, never test).
         let fitted = Set(try studyPrompts().filter { $0.split == "train" }.map(\.id))
-        let train = try PromptFile.load(spec.promptFiles, splits: ["train"])
+        // Prompts beyond the context are an error (or left out with skip_too_long) before the model scores them.
+        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+        let train = try PromptFile.load(spec.promptFiles, splits: ["train"]).filter { p in
+            guard case .failure(let e) = encoder.encodeChecked(p, remedy: "or set [record] skip_too_long = true in \(studyFile) to leave it out") else { return true }
+            if !spec.skipTooLong { throw e }
+            log.warning("[select] \(c.name): skipped (too long for the context): \(e.description)")
+            return false
+        }
         func pick(_ label: String) -> [String] {
             let unused = train.filter { $0.label == label && !fitted.contains($0.id) }
             if unused.count >= spec.selectPrompts { return unused.suffix(spec.selectPrompts).map(\.text) }
@@ -120,7 +127,9 @@ extension Pipeline {
         guard !spec.checkpoints.isEmpty else { return }
         let prompts = try generationPrompts()
         guard !prompts.isEmpty else { return }
+        let studyPrompts = prompts
         for c in selectedCheckpoints {
+            var prompts = studyPrompts
             let settings = try abliterationSettings(c)
             let systems = [c.name] + settings.map(\.systemName)
             try setAsideSupersededGenerations(checkpoint: c.name, current: Set(systems))
@@ -129,8 +138,25 @@ extension Pipeline {
                          "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
                          "settings": settings.map(\.systemName).joined(separator: ",")]
             parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
+            if spec.skipTooLong { parts["skip_too_long"] = "true" }
             try stage("generate:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
-                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                // Prompt lengths (with max_new_tokens) and memory are checked before the weights are loaded.
+                let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                if spec.skipTooLong {
+                    let tooLong = prompts.compactMap { p -> PromptTooLongError? in
+                        if case .failure(let e) = encoder.encodeChecked(p, newTokens: spec.maxNewTokens) { return e }
+                        return nil
+                    }
+                    for e in tooLong { log.warning("[generate] \(c.name): skipped (too long for the context): \(e.description)") }
+                    let ids = Set(tooLong.map(\.id))
+                    prompts = prompts.filter { !ids.contains($0.id) }
+                    noteSkipped("generate:\(c.name)", tooLong.map(\.id))
+                }
+                try GenerationRun.preflight(encoder: encoder, prompts: prompts,
+                                            options: GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: [], sampling: .greedy, maxBatch: spec.batchSize),
+                                            lengthRemedy: "or set [record] skip_too_long = true in \(studyFile) to leave it out, or lower [generation] max_new_tokens",
+                                            memoryRemedy: "lower [generation] batch_size or max_new_tokens in \(studyFile), or use a smaller quantization or model")
+                let model = try ChatModel(encoder: encoder)
                 let genOptions = GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: model.eosIds,
                                                    sampling: .greedy, maxBatch: spec.batchSize)
                 try GenerationRun.run(model: model, prompts: prompts, system: c.name, setting: nil, direction: nil,

@@ -18,6 +18,9 @@ public struct Manifest: Codable, Sendable {
     public var settings: [String: String] = [:]
     public var stages: [String: StageRecord] = [:]
     public var machine: String = ""
+    /// Prompt ids left out as too long for a checkpoint's context (`[record] skip_too_long`), by stage and
+    /// checkpoint ("record:<checkpoint>", "generate:<checkpoint>"); absent when none were.
+    public var skippedTooLong: [String: [String]]?
 
     public init() {}
 

@@ -113,6 +113,13 @@ public final class Pipeline {
         log.info("[\(name)] done in \(String(format: "%.1f", secs)) s")
     }
 
+    /// Records in the manifest the prompts `stage` left out as too long (or that it left none out).
+    func noteSkipped(_ stage: String, _ ids: [String]) {
+        var all = manifest.skippedTooLong ?? [:]
+        all[stage] = ids.isEmpty ? nil : ids
+        manifest.skippedTooLong = all.isEmpty ? nil : all
+    }
+
     /// Runs every selected stage.
     public func execute() throws {
         try SafeFiles.createDirectory(run)
@@ -176,9 +183,12 @@ extension Pipeline {
             let fp = fingerprint(["model": try fileHash(c.model), "prompts": promptHash, "positions": spec.positions,
                                   "dtype": spec.dtype, "hooks": spec.hooks.joined(separator: ","),
                                   "system": spec.systemPrompt.studyValue, "chat_format": c.chatFormat ?? "",
-                                  "shard": options.shard.description, "compress": String(spec.compress)])
-            try stage("record:\(c.name)\(options.shard.isWhole ? "" : "#\(options.shard)")", fingerprint: fp, outputs: [out]) {
-                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                                  "shard": options.shard.description, "compress": String(spec.compress)]
+                                 .merging(spec.skipTooLong ? ["skip_too_long": "true"] : [:]) { a, _ in a })
+            let name = "record:\(c.name)\(options.shard.isWhole ? "" : "#\(options.shard)")"
+            try stage(name, fingerprint: fp, outputs: [out]) {
+                // Prompt lengths, memory and disk are checked before the weights are loaded.
+                let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
                 var o = RecordOptions(checkpoint: c.name)
                 o.positions = try PositionSpec.parse(spec.positions, file: studyFile)
                 o.hooks = spec.hooks
@@ -186,10 +196,16 @@ extension Pipeline {
                 o.compress = spec.compress
                 o.shard = options.shard
                 o.showProgress = options.showProgress
+                o.skipTooLong = spec.skipTooLong
+                let plan = try Recorder.plan(encoder: encoder, prompts: prompts, run: run, options: o,
+                                             skipRemedy: "or set [record] skip_too_long = true in \(studyFile) to record the others",
+                                             memoryRemedy: "use a smaller quantization or model")
+                noteSkipped(name, plan.skipped.map(\.id))
+                let model = try ChatModel(encoder: encoder)
                 // The inputs changed (or the file is missing): a stale finished file goes; partial work with
                 // the same settings resumes, partial work with other settings is refused by the writer.
                 if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
-                let path = try Recorder.record(model: model, modelSHA256: try fileHash(c.model), prompts: prompts, run: run, options: o)
+                let path = try Recorder.record(model: model, modelSHA256: try fileHash(c.model), plan: plan, run: run, options: o)
                 return [path]
             }
         }

@@ -76,6 +76,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var dtype: String                // float32 | float16
     public var hooks: [String]
     public var compress: Bool
+    public var skipTooLong: Bool            // leave out prompts too long for a checkpoint's context
 
     // analysis
     public var bootstrap: Int
@@ -113,9 +114,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
 /// Reads a study TOML file. Unknown keys and wrong types are errors naming the key and line.
 public enum StudyFile {
     public static func load(_ path: String) throws -> StudySpec {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, "cannot read the study file (does it exist, is it UTF-8?)")
-        }
+        let text = try BoundedText.readString(path, what: "study file", maxFileBytes: 16 << 20)
         return try parse(text, file: path)
     }
 
@@ -157,7 +156,7 @@ public enum StudyFile {
         let prompts = try r.table(root, "prompts") ?? TOMLTable()
         try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class"])
         let record = try r.table(root, "record") ?? TOMLTable()
-        try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress"])
+        try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress", "skip_too_long"])
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
@@ -210,6 +209,7 @@ public enum StudyFile {
             dtype: try r.oneOf(record, "record.dtype", ["float32", "float16"]) ?? "float32",
             hooks: try r.strings(record, "record.hooks") ?? [],
             compress: try r.bool(record, "record.compress") ?? false,
+            skipTooLong: try r.bool(record, "record.skip_too_long") ?? false,
             bootstrap: try r.int(analysis, "analysis.bootstrap", min: 0) ?? 200,
             maxComponents: try r.int(analysis, "analysis.max_components", min: 1) ?? 32,
             method: try r.oneOf(abl, "abliteration.method", ["mean-diff", "pc1"]) ?? "mean-diff",

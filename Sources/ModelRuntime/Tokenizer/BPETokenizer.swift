@@ -267,3 +267,9 @@ final class BPECache: @unchecked Sendable {
         map[ArraySlice(Array(word))] = ids
     }
 }
+
+extension BPETokenizer {
+    /// The most bytes any one token stands for (added tokens included): a text of n bytes has at least
+    /// n / longestTokenBytes tokens, up to normalisation.
+    public var longestTokenBytes: Int { tokenBytes.reduce(1) { max($0, $1.count) } }
+}
