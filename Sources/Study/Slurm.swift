@@ -159,7 +159,7 @@ public struct SlurmPlan: Sendable {
     static func slurmPattern(_ s: String) -> String { s.replacingOccurrences(of: "%", with: "%%") }
 
     /// The submit script: submits every job with its dependency, prints `<job> <id>` per job, logs to
-    /// `<slurm folder>/logs/<job name>-<job id>_<task>.log`. Running it again resubmits the whole chain.
+    /// `<slurm folder>/logs/<job name>-<array job id>_<task>.log` (`<job name>-<job id>.log` for the two single jobs). Running it again resubmits the whole chain.
     public func submitScript(scriptPaths: [String: String], logDirectory: String) -> String {
         var s = """
         #!/bin/bash
@@ -168,12 +168,14 @@ public struct SlurmPlan: Sendable {
         set -euo pipefail
         cd \(Self.shellQuote(workingDirectory))
         mkdir -p \(Self.shellQuote(logDirectory))
-        submit() { local id; id=$(sbatch --parsable --chdir=\(Self.shellQuote(workingDirectory)) --output=\(Self.shellQuote(Self.slurmPattern(logDirectory) + "/%x-%A_%a.log")) "$@"); echo "${id%%;*}"; }
+        submit() { local id; id=$(sbatch --parsable --chdir=\(Self.shellQuote(workingDirectory)) "$@"); echo "${id%%;*}"; }
 
         """
+        let logs = Self.slurmPattern(logDirectory)
         for j in jobs {
             let dep = j.after.map { " --dependency=\($0.kind):\"$\($0.job)\"" } ?? ""
-            s += "\(j.name)=$(submit\(dep) \(Self.shellQuote(scriptPaths[j.name] ?? j.name + ".sbatch")))\n"
+            let pattern = ["analyze", "finish"].contains(j.name) ? "/%x-%j.log" : "/%x-%A_%a.log"
+            s += "\(j.name)=$(submit --output=\(Self.shellQuote(logs + pattern))\(dep) \(Self.shellQuote(scriptPaths[j.name] ?? j.name + ".sbatch")))\n"
             s += "echo \"\(j.name) $\(j.name)\"\n"
         }
         return s

@@ -7,16 +7,16 @@ import Study
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a whole study from a TOML file: record → analyze → generate → judge → probe → agree → report.",
+        abstract: "Run a whole study from a TOML file: record → analyze → select → generate → judge → probe → agree → report.",
         discussion: """
         A stage whose inputs (hashes of models, prompts and settings) are unchanged is skipped.
         RUN/manifest.json holds versions, hashes, settings and timings. Study keys: README, "Study files".
         """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The study file (TOML).") var study: String
-    @Option(name: .long, help: "Only these stages, comma-separated (record, analyze, generate, judge, probe, agree, report).")
+    @Option(name: .long, help: "Only these stages, comma-separated (record, analyze, select, generate, judge, probe, agree, report).")
     var stages: String?
-    @Option(name: .long, help: "Only this checkpoint (for record and generate; used by Slurm array tasks).") var checkpoint: String?
+    @Option(name: .long, help: "Only this checkpoint (for record, select, generate, judge and probe; used by Slurm array tasks).") var checkpoint: String?
     @Option(name: .long, help: "Record shard k/n (with --stages record).") var shard: String?
     @Option(name: .long, help: "Only this system of --checkpoint for generate, judge and probe: 'original' or 'alpha=<α>' (used by Slurm array tasks).")
     var system: String?

@@ -173,10 +173,11 @@ struct SlurmTests {
         let sb = try calls()
         #expect(sb.count == 7)
         let slurmDir = spec.out + "/slurm"
-        let common = ["--parsable", "--chdir=" + hostile, "--output=" + slurmDir.replacingOccurrences(of: "%", with: "%%") + "/logs/%x-%A_%a.log"]
-        #expect(sb.first == common + [slurmDir + "/record.sbatch"])
-        #expect(sb[1] == common + ["--dependency=afterok:101", slurmDir + "/analyze.sbatch"])
-        #expect(sb[4] == common + ["--dependency=aftercorr:104", slurmDir + "/judge.sbatch"])
+        let logs = "--output=" + slurmDir.replacingOccurrences(of: "%", with: "%%") + "/logs/%x-"
+        let common = ["--parsable", "--chdir=" + hostile]
+        #expect(sb.first == common + [logs + "%A_%a.log", slurmDir + "/record.sbatch"])
+        #expect(sb[1] == common + [logs + "%j.log", "--dependency=afterok:101", slurmDir + "/analyze.sbatch"])
+        #expect(sb[4] == common + [logs + "%A_%a.log", "--dependency=aftercorr:104", slurmDir + "/judge.sbatch"])
         #expect(FileManager.default.fileExists(atPath: slurmDir + "/logs"))
 
         // The job scripts, one array task each.
