@@ -50,7 +50,10 @@ cleanup() {
     scancel --quiet --user="$(id -un)" 2>/dev/null || true   # only jobs of this private test cluster
     sleep 1
     for pidfile in "$STATE/slurmd.pid" "$STATE/slurmctld.pid" "$STATE/munge/munged.pid"; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || continue
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done   # wait until it has exited
     done
 }
 trap cleanup EXIT
