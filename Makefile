@@ -17,7 +17,7 @@ TEST_TIMEOUT ?= 30m
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 
-.PHONY: demo test deps models models-smol models-large build venv-test venv-ref fixtures bench fuzz clean interop
+.PHONY: demo test test-slurm deps models models-smol models-large build venv-test venv-ref fixtures bench fuzz clean interop
 
 ## demo: install what is missing, fetch the default models, build, run the default study
 demo: deps models build
@@ -33,6 +33,11 @@ test: deps models venv-test
 	OPENBLAS_CORETYPE=Prescott timeout --kill-after=30s $(TEST_TIMEOUT) swift test $(SWIFT_TEST) --skip-build \
 	  --filter '$(PRESCOTT_SUITES)' 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test-prescott.log; exit $${PIPESTATUS[0]}
 	$(MAKE) interop
+
+## test-slurm: a small study on a real single-node Slurm (installed and started here, as root) equals one `ablab run`
+test-slurm: deps models-smol venv-test
+	swift build $(SWIFT_TEST) --product ablab
+	ABLAB=$(CURDIR)/$(ABLAB) PY=$(CURDIR)/$(VENV_TEST)/bin/python notebooks-scripts/slurm/test-slurm.sh
 
 ## interop: Python (h5py + numpy) reads what ablab wrote
 interop: venv-test

@@ -95,7 +95,9 @@ struct Record: AsyncParsableCommand {
 }
 
 struct Merge: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Join `record --shard k/n` outputs into one activation file.")
+    static let configuration = CommandConfiguration(
+        abstract: "Join `record --shard k/n` outputs into one activation file.",
+        discussion: "An existing output that already equals the merge of the shards (every value bit for bit) is kept and the merge skipped, so a resubmitted job succeeds; one that differs is an error.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Shard files (.h5) of one checkpoint.") var inputs: [String]
     @Option(name: .long, help: "The merged file.") var out: String
@@ -103,7 +105,8 @@ struct Merge: AsyncParsableCommand {
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
-            try ActivationCacheWriter.merge(inputs, into: out)
+            let r = try ActivationCacheWriter.mergeReporting(inputs, into: out)
+            if r.skipped { AblabLog.logger("merge").info("\(out) already equals the merge of its shards; kept as it is") }
             print(out)
         }
     }
