@@ -173,6 +173,7 @@ extension Pipeline {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
         guard !files.isEmpty else { return }
         var parts: [String: String] = ["judges": spec.judges.joined(separator: ",")]
+        for h in spec.httpJudges where spec.judges.contains("http:" + h.name) { parts["http:" + h.name] = h.model }
         for f in files { parts["gen:" + f] = try SHA256.hex(file: dir + "/" + f) }
         let out = run + "/judgments.csv"
         try stage("judge", fingerprint: fingerprint(parts), outputs: [out]) {
@@ -184,21 +185,38 @@ extension Pipeline {
             }
             var rows: [Judgment] = []
             for name in spec.judges {
+                let judge: any Judge
                 if name.hasPrefix("llm:") {
                     guard let impl = StageRegistry.llmJudge else {
                         log.warning("[judge] \(name): no LLM judge in this build; skipped")
                         continue
                     }
-                    rows += try impl(self, name, items)
+                    judge = try impl(self, name)
+                } else if name.hasPrefix("http:") {
+                    guard let h = spec.httpJudges.first(where: { "http:" + $0.name == name }) else {
+                        throw StudyError(file: studyFile, line: nil, key: "judges.use",
+                                         message: "judge '\(name)' has no [[judges.http]] table with name = \"\(name.dropFirst(5))\"")
+                    }
+                    let http = try HTTPJudge(spec: h, journalDirectory: run + "/judge-http")
+                    http.progress = options.showProgress
+                    rows += try http.judgeAll(items)
+                    if http.unparsed > 0 { log.warning("[judge] \(name): \(http.unparsed) of \(items.count) replies UNPARSED (no verdict)") }
                     continue
-                }
-                let judge: any Judge
-                if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
+                } else if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
                     judge = try PatternJudge(name: name, patterns: p.patterns.map { p.regex ? .regex($0) : .literal($0) })
                 } else {
                     judge = try Judges.make(spec: name)
                 }
-                rows += try judge.judgeAll(items)
+                // Every judge shows progress with an ETA (chunks of 32 answers).
+                let bar = AblabCore.Progress("judge \(name)", total: items.count, unit: "answers", enabled: options.showProgress)
+                var start = 0
+                while start < items.count {
+                    let part = Array(items[start..<min(items.count, start + 32)])
+                    rows += try judge.judgeAll(part)
+                    bar.advance(by: part.count)
+                    start += part.count
+                }
+                bar.finish()
             }
             try JudgmentsFile.write(rows, to: out)
             return [out]

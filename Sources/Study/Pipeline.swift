@@ -142,8 +142,8 @@ public final class Pipeline {
 
 /// Where each stage's implementation lives; stages register in `StageRegistry.implementations`.
 public enum StageRegistry {
-    /// The `llm:<checkpoint>` judge: (pipeline, judge name, items) → judgments.
-    nonisolated(unsafe) public static var llmJudge: ((Pipeline, String, [JudgeItem]) throws -> [Judgment])? = { p, name, items in
+    /// The `llm:<checkpoint>` judge: (pipeline, judge name) → the judge (run in chunks with progress).
+    nonisolated(unsafe) public static var llmJudge: ((Pipeline, String) throws -> any Judge)? = { p, name in
         let ckpt = String(name.dropFirst("llm:".count))
         let path = p.spec.checkpoints.first(where: { $0.name == ckpt })?.model ?? ckpt
         guard FileManager.default.fileExists(atPath: path) else {
@@ -151,7 +151,7 @@ public enum StageRegistry {
                              message: "judge '\(name)' names no checkpoint of the study and no model file")
         }
         let model = try ChatModel(path: path, systemPrompt: .modelDefault)
-        return try LLMJudge(model: model, checkpoint: ckpt).judgeAll(items)
+        return try LLMJudge(model: model, checkpoint: ckpt)
     }
 
     public static let implementations: [Stage: @Sendable (Pipeline) throws -> Void] = [
