@@ -136,7 +136,8 @@ public final class HTTPJudge: Judge, @unchecked Sendable {
         let cfg = URLSessionConfiguration.ephemeral
         cfg.timeoutIntervalForRequest = spec.timeout
         cfg.timeoutIntervalForResource = spec.timeout
-        cfg.httpMaximumConnectionsPerHost = spec.maxConcurrency
+        // Connections of timed-out requests may linger; the worker threads bound the requests in flight.
+        cfg.httpMaximumConnectionsPerHost = 2 * spec.maxConcurrency + 2
         session = URLSession(configuration: cfg)
     }
 

