@@ -86,7 +86,7 @@ FUZZ_TARGETS ?=
 fuzz: deps
 	notebooks-scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-bench: deps models build
+bench: deps models build venv-test
 	notebooks-scripts/bench/run.sh
 
 clean:

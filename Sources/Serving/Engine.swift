@@ -30,9 +30,13 @@ public struct DecodeRequest: Sendable {
     public var stop: [String]
     /// nil: no log-probabilities; k ≥ 0: the chosen token's and the k most probable tokens' at each step.
     public var logprobs: Int?
+    /// Do not stop at end-of-sequence tokens (vLLM's `ignore_eos`; for benchmarks: exactly `maxTokens`).
+    public var ignoreEOS: Bool
 
-    public init(tokens: [Int], maxTokens: Int, sampling: SamplingOptions = .greedy, stop: [String] = [], logprobs: Int? = nil) {
+    public init(tokens: [Int], maxTokens: Int, sampling: SamplingOptions = .greedy, stop: [String] = [], logprobs: Int? = nil,
+                ignoreEOS: Bool = false) {
         self.tokens = tokens; self.maxTokens = maxTokens; self.sampling = sampling; self.stop = stop; self.logprobs = logprobs
+        self.ignoreEOS = ignoreEOS
     }
 }
 
@@ -206,7 +210,7 @@ public final class Engine: @unchecked Sendable {
                     let tok = sampler.pick(row, req.sampling, &slot.rng)
                     slot.generated += 1
                     let lp = req.logprobs.map { logprobs(row, vocab: vocab, chosen: tok, top: $0) }
-                    let isEOS = eosIds.contains(tok)
+                    let isEOS = !req.ignoreEOS && eosIds.contains(tok)
                     if !tokenizer.isSpecial(Int32(tok)) { slot.bytes.append(contentsOf: tokenizer.tokenBytes(Int32(tok))) }
                     let finishing: StopReason? = isEOS ? .stop : (slot.generated >= req.maxTokens ? .length : nil)
                     let (text, hitStop) = Self.newText(&slot, stops: req.stop, flush: finishing != nil)

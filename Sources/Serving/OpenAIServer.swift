@@ -158,7 +158,7 @@ public final class OpenAIServer: Sendable {
                 param: chat ? "messages" : "prompt", code: "context_length_exceeded")
         }
         let decode = DecodeRequest(tokens: tokens, maxTokens: maxTokens, sampling: parsed.sampling, stop: parsed.stop,
-                                   logprobs: parsed.logprobs)
+                                   logprobs: parsed.logprobs, ignoreEOS: parsed.ignoreEOS)
         let id = (chat ? "chatcmpl-" : "cmpl-") + counter.next()
         let events = engine.submit(decode)
         if parsed.stream {

@@ -14,6 +14,8 @@ struct ParsedRequest: Sendable {
     var includeUsage: Bool
     /// nil: none; k: the chosen token's log-probability and the k most probable.
     var logprobs: Int?
+    /// vLLM's extension: decode exactly max_tokens, ignoring end-of-sequence tokens.
+    var ignoreEOS: Bool
 
     init(body: Data, chat: Bool, configuration: ServeConfiguration) throws {
         guard !body.isEmpty else { throw APIError.badRequest("The request has no body; send a JSON object") }
@@ -144,6 +146,7 @@ struct ParsedRequest: Sendable {
         }
 
         stream = try bool("stream") ?? false
+        ignoreEOS = try bool("ignore_eos") ?? false
         includeUsage = false
         if let so = value("stream_options") {
             guard case .object(let opts) = so else { throw bad("stream_options", "an object") }
