@@ -86,6 +86,46 @@ struct ServeTests {
         expectAll(results, atLeast: 2)
     }
 
+    @Test(.enabled(if: ServeEnv.ready, "needs the built ablab, the SmolLM2 model and .venv-test (make venv-test)"))
+    func studySystemServedWithRunAndSystem() throws {
+        let tmp = try ServeEnv.tempDir("serve-study")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let data = ServeEnv.root.appendingPathComponent("notebooks-scripts/data/prompts").path
+        // A small study: the direction from its own cache (layer 10), answers of the abliterated system.
+        let study = """
+        [study]
+        name = "served"
+        out = "\(tmp)/run"
+        [[checkpoints]]
+        name = "smol"
+        model = "\(ServeEnv.smol)"
+        [prompts]
+        files = ["\(data)/harmful.jsonl", "\(data)/harmless.jsonl"]
+        train_per_class = 16
+        test_per_class = 4
+        [analysis]
+        bootstrap = 10
+        [abliteration]
+        layer = 10
+        select_top = 0
+        [generation]
+        harmful = 4
+        harmless = 4
+        max_new_tokens = \(Self.maxTokens)
+        """
+        try study.write(toFile: tmp + "/study.toml", atomically: true, encoding: .utf8)
+        let (st, _, err) = try Child.run(ServeEnv.ablab!, ["run", tmp + "/study.toml", "--stages", "record,analyze,generate"])
+        try #require(st == 0, "the study failed: \(err)")
+        let system = "smol+abl-mean-diff-L10-p-1-a1"
+        let expected = tmp + "/run/generations/smol_abl-mean-diff-L10-p-1-a1.jsonl"
+        #expect(try String(contentsOfFile: expected, encoding: .utf8) != String(contentsOfFile: tmp + "/run/generations/smol.jsonl", encoding: .utf8))
+        let server = try Server.start(["--run", tmp + "/run", "--system", system])
+        defer { server.child.stop() }
+        let results = try pythonChecks(["answers", "--base-url", server.baseURL, "--model", system, "--expected", expected,
+                                        "--max-tokens", String(Self.maxTokens)])
+        expectAll(results, atLeast: 2)
+    }
+
     /// judgments.csv rows of one judge: "system/item" → (verdict, score).
     func verdicts(_ path: String, judge: String) throws -> [String: (String, Double?)] {
         let text = try String(contentsOfFile: path, encoding: .utf8)
