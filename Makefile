@@ -68,11 +68,14 @@ models-large:
 build:
 	swift build $(SWIFT_RELEASE) --product ablab
 
-## venv-test: h5py + numpy for the interop checks (created once, cached)
-venv-test: $(VENV_TEST)/.ok
-$(VENV_TEST)/.ok:
-	$(PY) -m venv $(VENV_TEST)
-	$(VENV_TEST)/bin/pip install -q --disable-pip-version-check h5py numpy
+## venv-test: h5py + numpy for the interop checks, the openai client for the `ablab serve` tests
+## (created once, cached; the stamp names the packages, so adding one reinstalls)
+VENV_TEST_PACKAGES := h5py numpy openai
+VENV_TEST_OK := $(VENV_TEST)/.ok-$(subst $(eval) ,-,$(VENV_TEST_PACKAGES))
+venv-test: $(VENV_TEST_OK)
+$(VENV_TEST_OK):
+	[ -x $(VENV_TEST)/bin/python ] || $(PY) -m venv $(VENV_TEST)
+	$(VENV_TEST)/bin/pip install -q --disable-pip-version-check $(VENV_TEST_PACKAGES)
 	touch $@
 
 ## venv-ref: the reference implementations used to make test fixtures (never a runtime dependency)
@@ -92,7 +95,7 @@ FUZZ_TARGETS ?=
 fuzz: deps
 	notebooks-scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-bench: deps models build
+bench: deps models build venv-test
 	notebooks-scripts/bench/run.sh
 
 clean:

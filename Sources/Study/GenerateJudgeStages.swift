@@ -242,7 +242,8 @@ extension Pipeline {
             let part = run + "/judgments/" + base + ".csv"
             partPaths.append(part)
             if let only, !only.contains(f) { continue }
-            let parts: [String: String] = ["judges": spec.judges.joined(separator: ","), "gen": try SHA256.hex(file: dir + "/" + f)]
+            var parts: [String: String] = ["judges": spec.judges.joined(separator: ","), "gen": try SHA256.hex(file: dir + "/" + f)]
+            for h in spec.httpJudges where spec.judges.contains("http:" + h.name) { parts["http:" + h.name] = h.model + " " + h.baseURL }
             try stage("judge:\(base)", fingerprint: fingerprint(parts), outputs: [part]) {
                 let items = try readGenerations(dir + "/" + f).map {
                     JudgeItem(itemID: $0.id, system: $0.system, label: $0.label, prompt: $0.prompt, response: $0.response)
@@ -252,6 +253,17 @@ extension Pipeline {
                 var rows: [Judgment] = []
                 for name in spec.judges {
                     guard let judge = try judge(named: name) else { bar.advance(by: items.count); continue }
+                    if let http = judge as? HTTPJudge {
+                        // its own concurrency, journal and progress line
+                        http.progress = options.showProgress
+                        let before = http.unparsed
+                        rows += try http.judgeAll(items)
+                        bar.advance(by: items.count)
+                        if http.unparsed > before {
+                            log.warning("[judge] \(name): \(http.unparsed - before) of \(items.count) replies of \(base) UNPARSED (no verdict)")
+                        }
+                        continue
+                    }
                     var start = 0
                     while start < items.count {
                         let chunk = Array(items[start..<min(items.count, start + 32)])
@@ -268,6 +280,7 @@ extension Pipeline {
         guard only == nil else { return }
         var parts: [String: String] = ["judges": spec.judges.joined(separator: ",")]
         for p in partPaths { parts["part:" + (p as NSString).lastPathComponent] = try SHA256.hex(file: p) }
+        for h in spec.httpJudges where spec.judges.contains("http:" + h.name) { parts["http:" + h.name] = h.model + " " + h.baseURL }
         let out = run + "/judgments.csv"
         try stage("judge", fingerprint: fingerprint(parts), outputs: [out]) {
             let byPart = try partPaths.map { try JudgmentsFile.read($0) }
@@ -288,6 +301,12 @@ extension Pipeline {
                 return nil
             }
             judge = try make(self, name)
+        } else if name.hasPrefix("http:") {
+            guard let h = spec.httpJudges.first(where: { "http:" + $0.name == name }) else {
+                throw StudyError(file: studyFile, line: nil, key: "judges.use",
+                                 message: "judge '\(name)' has no [[judges.http]] table with name = \"\(name.dropFirst(5))\"")
+            }
+            judge = try HTTPJudge(spec: h, journalDirectory: run + "/judge-http")
         } else if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
             judge = try PatternJudge(name: name, patterns: p.patterns.map { p.regex ? .regex($0) : .literal($0) })
         } else {

@@ -193,7 +193,7 @@ public final class Pipeline {
 
 /// Where each stage's implementation lives; stages register in `StageRegistry.implementations`.
 public enum StageRegistry {
-    /// The `llm:<checkpoint>` judge: (pipeline, judge name) → the judge (its model loaded).
+    /// The `llm:<checkpoint>` judge: (pipeline, judge name) → the judge (run in chunks with progress).
     nonisolated(unsafe) public static var llmJudge: ((Pipeline, String) throws -> any Judge)? = { p, name in
         let ckpt = String(name.dropFirst("llm:".count))
         let path = p.spec.checkpoints.first(where: { $0.name == ckpt })?.model ?? ckpt
