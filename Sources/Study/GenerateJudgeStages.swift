@@ -9,7 +9,7 @@ extension Pipeline {
     /// The test prompts answered by every system: the first `harmful` harmful and `harmless` harmless
     /// test prompts, in file order.
     func generationPrompts() throws -> [Prompt] {
-        let all = try studyPrompts().filter { $0.split == "test" }
+        let all = try promptRoles().test
         let harmful = all.filter { $0.label == "harmful" }.prefix(spec.harmfulTest)
         let harmless = all.filter { $0.label == "harmless" }.prefix(spec.harmlessTest)
         return Array(harmful) + Array(harmless)
@@ -33,8 +33,8 @@ extension Pipeline {
     }
 
     /// The model-based choice among the checkpoint's best `select_top` cache candidates (at the study's
-    /// position and method): Arditi et al.'s bypass / induce / KL scores on `select_prompts` train prompts
-    /// of each label that the directions were not fit on (never test prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
+    /// position and method): Arditi et al.'s bypass / induce / KL scores on `select_prompts` validation
+    /// prompts of each label (never test prompts, never fit prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
     /// The lowest bypass score among candidates with KL ≤ 0.1, an induce score above the midpoint of the
     /// unablated harmful and harmless refusal scores, and a layer outside the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
     /// Returns the chosen layer.
@@ -45,21 +45,25 @@ extension Pipeline {
             throw AnalysisError(site: run + "/analysis/candidates.csv", "no eligible candidate for '\(c.name)' at position \(spec.position); fix [abliteration] layer by hand")
         }
         let top = Array(ranked.prefix(spec.selectTop))
-        // Validation prompts: train prompts the directions were not fit on (beyond train_per_class) when
-        // there are enough, else the last train prompts (in-sample for the direction, never test).
-        let fitted = Set(try studyPrompts().filter { $0.split == "train" }.map(\.id))
-        let train = try PromptFile.load(spec.promptFiles, splits: ["train"])
+        // Validation prompts only: never a test prompt, never a prompt the directions were fit on
+        // (see PromptRoles); with `validation_per_class = 0`, the fit prompts (in-sample), said in the log.
+        let roles = try promptRoles()
         func pick(_ label: String) -> [String] {
-            let unused = train.filter { $0.label == label && !fitted.contains($0.id) }
-            if unused.count >= spec.selectPrompts { return unused.suffix(spec.selectPrompts).map(\.text) }
-            log.info("[select] \(c.name): fewer than \(spec.selectPrompts) unused \(label) train prompts; scoring on the last fitted ones")
-            return train.filter { $0.label == label }.suffix(spec.selectPrompts).map(\.text)
+            let v = roles.validation.filter { $0.label == label }
+            if !v.isEmpty {
+                if v.count < spec.selectPrompts {
+                    log.info("[select] \(c.name): \(v.count) \(label) validation prompts (select_prompts = \(spec.selectPrompts)); scoring on those")
+                }
+                return v.prefix(spec.selectPrompts).map(\.text)
+            }
+            log.warning("[select] \(c.name): no \(label) validation prompts ([prompts] validation_per_class = 0); scoring on the last fit prompts (in-sample)")
+            return roles.fit.filter { $0.label == label }.suffix(spec.selectPrompts).map(\.text)
         }
         let harmful = pick("harmful"), harmless = pick("harmless")
         let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
         let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
                      "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
-                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": promptSetSHA256Local(train) + ":" + String(fitted.count), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
+                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": SHA256.hex(Data((harmful + ["\u{1E}"] + harmless).joined(separator: "\u{1F}").utf8)), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
         try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
             let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
             let cands = try top.map { t in
@@ -174,6 +178,19 @@ extension Pipeline {
         guard !files.isEmpty else { return }
         var parts: [String: String] = ["judges": spec.judges.joined(separator: ",")]
         for f in files { parts["gen:" + f] = try SHA256.hex(file: dir + "/" + f) }
+        // Every input of a judge: pattern lists, label tables and their files, judge models.
+        for name in spec.judges {
+            if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
+                parts["judge:" + name] = (p.regex ? "regex\u{1}" : "literal\u{1}") + p.patterns.joined(separator: "\u{1}")
+            } else if name.hasPrefix("labels:"), let l = spec.labelJudges.first(where: { "labels:" + $0.name == name }) {
+                parts["judge:" + name] = [l.file, l.idColumn, l.systemColumn ?? "", l.verdictColumn, l.refusalValues.joined(separator: "\u{2}"),
+                                          (try? fileHash(l.file)) ?? "missing"].joined(separator: "\u{1}")
+            } else if name.hasPrefix("llm:") || name.hasPrefix("llm-rubric:") {
+                let ckpt = String(name.drop(while: { $0 != ":" }).dropFirst())
+                let path = spec.checkpoints.first(where: { $0.name == ckpt })?.model ?? ckpt
+                parts["judge:" + name] = (try? fileHash(path)) ?? "missing"
+            }
+        }
         let out = run + "/judgments.csv"
         try stage("judge", fingerprint: fingerprint(parts), outputs: [out]) {
             var items: [JudgeItem] = []
@@ -183,26 +200,39 @@ extension Pipeline {
                 }
             }
             var rows: [Judgment] = []
-            for name in spec.judges {
-                if name.hasPrefix("llm:") {
-                    guard let impl = StageRegistry.llmJudge else {
-                        log.warning("[judge] \(name): no LLM judge in this build; skipped")
-                        continue
-                    }
-                    rows += try impl(self, name, items)
-                    continue
-                }
-                let judge: any Judge
-                if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
-                    judge = try PatternJudge(name: name, patterns: p.patterns.map { p.regex ? .regex($0) : .literal($0) })
-                } else {
-                    judge = try Judges.make(spec: name)
-                }
-                rows += try judge.judgeAll(items)
-            }
+            for name in spec.judges { rows += try runJudge(name, on: items) ?? [] }
             try JudgmentsFile.write(rows, to: out)
             return [out]
         }
+    }
+
+    /// Judgments of the study's judge `name` on `items`; nil when this build has no such judge (skipped
+    /// with a warning). `pattern:<name>` and `labels:<name>` come from their `[[judges.patterns]]` /
+    /// `[[judges.labels]]` tables; `llm:` / `llm-rubric:` load the judge model.
+    func runJudge(_ name: String, on items: [JudgeItem]) throws -> [Judgment]? {
+        if name.hasPrefix("llm:") || name.hasPrefix("llm-rubric:") {
+            guard let impl = StageRegistry.llmJudge else {
+                log.warning("[judge] \(name): no LLM judge in this build; skipped")
+                return nil
+            }
+            return try impl(self, name, items)
+        }
+        let judge: any Judge
+        if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
+            judge = try PatternJudge(name: name, patterns: p.patterns.map { p.regex ? .regex($0) : .literal($0) })
+        } else if name.hasPrefix("labels:"), !name.contains(";") {
+            guard let l = spec.labelJudges.first(where: { "labels:" + $0.name == name }) else {
+                throw StudyError(file: studyFile, line: nil, key: "judges.use",
+                                 message: "judge '\(name)' has no [[judges.labels]] table with name = \"\(name.dropFirst("labels:".count))\"")
+            }
+            judge = try LabelsJudge(name: name, file: l.file,
+                                    columns: LabelsJudge.Columns(item: l.idColumn.split(separator: "+").map(String.init),
+                                                                 system: l.systemColumn, verdict: l.verdictColumn),
+                                    refusalValues: l.refusalValues)
+        } else {
+            judge = try Judges.make(spec: name)
+        }
+        return try judge.judgeAll(items)
     }
 
     /// Complete records of a generations file (a torn last line is ignored).

@@ -70,6 +70,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var promptFiles: [String]
     public var trainPerClass: Int?          // nil = all train prompts
     public var testPerClass: Int?           // nil = all test prompts
+    public var validationPerClass: Int = 32 // prompts per label every choice is made on (see PromptRoles)
 
     // record
     public var positions: String            // "auto" (template tokens), "-5:", "-1", …
@@ -88,7 +89,8 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var alphas: [Double]             // systems generated per checkpoint besides the original
     public var exportWeights: Bool
     public var selectTop: Int               // cache candidates scored with the model (0 = cache ranking only)
-    public var selectPrompts: Int           // train prompts per label used for that scoring
+    public var selectPrompts: Int           // validation prompts per label used for that scoring
+    public var selectRequired: Bool = false // no candidate passing the filters is an error, not a marked fallback
 
     // generation
     public var harmfulTest: Int
@@ -155,13 +157,13 @@ public enum StudyFile {
         }
 
         let prompts = try r.table(root, "prompts") ?? TOMLTable()
-        try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class"])
+        try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class", "validation_per_class"])
         let record = try r.table(root, "record") ?? TOMLTable()
         try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress"])
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
-        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts"])
+        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required"])
         let gen = try r.table(root, "generation") ?? TOMLTable()
         try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
@@ -206,6 +208,7 @@ public enum StudyFile {
             promptFiles: try r.strings(prompts, "prompts.files") ?? [],
             trainPerClass: try r.int(prompts, "prompts.train_per_class", min: 1),
             testPerClass: try r.int(prompts, "prompts.test_per_class", min: 1),
+            validationPerClass: try r.int(prompts, "prompts.validation_per_class", min: 0) ?? 32,
             positions: try r.string(record, "record.positions") ?? "auto",
             dtype: try r.oneOf(record, "record.dtype", ["float32", "float16"]) ?? "float32",
             hooks: try r.strings(record, "record.hooks") ?? [],
@@ -219,6 +222,7 @@ public enum StudyFile {
             exportWeights: try r.bool(abl, "abliteration.export_weights") ?? false,
             selectTop: try r.int(abl, "abliteration.select_top", min: 0) ?? 5,
             selectPrompts: try r.int(abl, "abliteration.select_prompts", min: 1) ?? 32,
+            selectRequired: try r.bool(abl, "abliteration.select_required") ?? false,
             harmfulTest: try r.int(gen, "generation.harmful", min: 0) ?? 50,
             harmlessTest: try r.int(gen, "generation.harmless", min: 0) ?? 50,
             maxNewTokens: try r.int(gen, "generation.max_new_tokens", min: 1) ?? 256,
