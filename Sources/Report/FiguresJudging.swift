@@ -32,9 +32,9 @@ public struct RefusalCounts: Sendable {
     }
 
     static func interval(refused: Int, total: Int, replicates: Int, seed: UInt64, level: Double) -> (Double, Double) {
-        guard total > 0, replicates > 0 else { return (.nan, .nan) }
-        let v: [VerdictLabel?] = Array(repeating: .refusal, count: refused) + Array(repeating: .nonRefusal, count: total - refused)
-        let ci = Agreement.bootstrapRefusalRate(v, replicates: replicates, seed: seed, level: level)
+        // Wilson score interval (not a percentile bootstrap, which is [0, 0] at 0 refusals).
+        guard total > 0 else { return (.nan, .nan) }
+        let ci = Agreement.wilson(successes: refused, n: total, level: level)
         return (ci.lower, ci.upper)
     }
 
