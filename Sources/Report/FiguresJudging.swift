@@ -156,9 +156,11 @@ public struct SelfJudgmentData: Sendable {
     public init(rows: [Row]) { self.rows = rows }
 
     public static func from(_ s: [SelfJudgmentEntry], replicates: Int = 1000, seed: UInt64 = 20251002, level: Double = 0.95) -> SelfJudgmentData {
-        let systems = orderedUnique(s.map(\.system))
+        // One bar per (system, question wording); the wording is part of the label.
+        let key = { (e: SelfJudgmentEntry) in e.question.isEmpty ? e.system : "\(e.system) [\(e.question)]" }
+        let systems = orderedUnique(s.map(key))
         return SelfJudgmentData(rows: systems.map { sys in
-            let items = s.filter { $0.system == sys }
+            let items = s.filter { key($0) == sys }
             let a = items.map(\.selfVerdict), b = items.map(\.referenceVerdict)
             let pc = try? Agreement.pairCounts(a, b)
             let ci = try? Agreement.bootstrapAgreement(a, b, replicates: replicates, seed: seed, level: level)

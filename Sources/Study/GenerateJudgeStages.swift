@@ -15,13 +15,33 @@ extension Pipeline {
         return Array(harmful) + Array(harmless)
     }
 
+    /// The edit scheme of `[abliteration] edit` (with `skip_begin` / `skip_end` for the study's).
+    var editScheme: EditScheme {
+        spec.edit == "study" ? EditScheme(kind: .study, skipBegin: spec.skipBegin, skipEnd: spec.skipEnd) : .arditi
+    }
+
     /// The abliteration of a checkpoint at one α: the study's layer (or the analysis' best candidate).
+    /// A layer kept although no candidate passed the selection's filters is marked `fallback` (system name,
+    /// manifest); with `select_required = true` it is an error instead.
     func abliterationSettings(_ c: CheckpointSpec) throws -> [AbliterationSetting] {
         let method = Abliteration.DirectionMethod(rawValue: spec.method) ?? .meanDiff
         var layer = spec.layer
+        var fallback = false
         if layer == nil {
             if spec.selectTop > 0 {
-                layer = try selectCandidate(c)
+                let chosen = try selectCandidate(c)
+                layer = chosen.layer
+                fallback = chosen.fallback
+                if fallback {
+                    let msg = "layer \(chosen.layer): no candidate passed the selection filters (see analysis/selection-\(SafeFiles.sanitize(c.name)).csv)"
+                    if spec.selectRequired {
+                        throw StudyError(file: studyFile, line: nil, key: "abliteration.select_required",
+                                         message: "\(c.name): \(msg); fix [abliteration] layer by hand or set select_required = false")
+                    }
+                    manifest.settings["fallback:" + c.name] = msg
+                } else {
+                    manifest.settings.removeValue(forKey: "fallback:" + c.name)
+                }
             } else {
                 let best = try AnalysisFile.bestCandidate(run: run, checkpoint: c.name, position: spec.position,
                                                           method: Analysis.DirectionMethod(rawValue: spec.method))
@@ -29,7 +49,8 @@ extension Pipeline {
                 log.info("[generate] \(c.name): automatic candidate layer \(best.layer), position \(best.position), \(best.method.rawValue)")
             }
         }
-        return spec.alphas.map { AbliterationSetting(checkpoint: c.name, method: method, layer: layer!, position: spec.position, alpha: $0) }
+        return spec.alphas.map { AbliterationSetting(checkpoint: c.name, method: method, layer: layer!, position: spec.position, alpha: $0,
+                                                     edit: editScheme, fallback: fallback) }
     }
 
     /// The model-based choice among the checkpoint's best `select_top` cache candidates (at the study's
@@ -37,8 +58,8 @@ extension Pipeline {
     /// prompts of each label (never test prompts, never fit prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
     /// The lowest bypass score among candidates with KL ≤ 0.1, an induce score above the midpoint of the
     /// unablated harmful and harmless refusal scores, and a layer outside the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
-    /// Returns the chosen layer.
-    func selectCandidate(_ c: CheckpointSpec) throws -> Int {
+    /// Returns the chosen layer and whether it is the fallback.
+    func selectCandidate(_ c: CheckpointSpec) throws -> (layer: Int, fallback: Bool) {
         let method = Analysis.DirectionMethod(rawValue: spec.method) ?? .meanDiff
         let ranked = try AnalysisFile.rankedCandidates(run: run, checkpoint: c.name, position: spec.position, method: method)
         guard !ranked.isEmpty else {
@@ -116,7 +137,7 @@ extension Pipeline {
               let layer = Int(row.fields[cl]) else {
             throw AnalysisError(site: out, "no chosen candidate in the selection file; delete it and run again")
         }
-        return layer
+        return (layer, row.fields[cc] == "fallback")
     }
 
     /// Generate: original and abliterated answers to the test prompts → `<run>/generations/<system>.jsonl`.
@@ -131,7 +152,8 @@ extension Pipeline {
             let outputs = systems.map { GenerationRun.path(run: run, system: $0) }
             var parts = ["model": try fileHash(c.model), "prompts": promptSetSHA256Local(prompts),
                          "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
-                         "settings": settings.map(\.systemName).joined(separator: ",")]
+                         "settings": settings.map(\.systemName).joined(separator: ","),
+                         "edit": "\(editScheme.kind.rawValue):\(editScheme.skipBegin):\(editScheme.skipEnd)"]
             parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
             try stage("generate:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
                 let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
@@ -148,6 +170,36 @@ extension Pipeline {
                 }
                 return outputs
             }
+            if spec.exportWeights { try exportStage(c, settings: settings) }
+        }
+    }
+
+    /// `export_weights`: each abliterated system's weights orthogonalized (the same edit as its
+    /// inference-time ablation, `Orthogonalization.export`) → `<run>/models/<system>.gguf`. GGUF
+    /// checkpoints only; a Hugging Face folder is skipped with a warning.
+    func exportStage(_ c: CheckpointSpec, settings: [AbliterationSetting]) throws {
+        guard c.model.lowercased().hasSuffix(".gguf") else {
+            log.warning("[export] \(c.name): export_weights writes GGUF files from GGUF checkpoints; \(c.model) is not one, skipped")
+            return
+        }
+        let outputs = settings.map { run + "/models/" + $0.fileName + ".gguf" }
+        let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
+                     "settings": settings.map(\.systemName).joined(separator: ","),
+                     "edit": "\(editScheme.kind.rawValue):\(editScheme.skipBegin):\(editScheme.skipEnd)"]
+        try stage("export:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
+            try SafeFiles.createDirectory(run + "/models")
+            for (s, out) in zip(settings, outputs) {
+                let dir = try AnalysisFile.direction(run: run, checkpoint: c.name,
+                                                     method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
+                                                     layer: s.layer, position: s.position)
+                log.info("[export] \(s.systemName) → \(out)")
+                let tmp = out + ".partial"
+                try Orthogonalization.export(source: c.model, direction: dir, alpha: Float(s.alpha), setting: s, type: .f32, to: tmp)
+                if rename(tmp, out) != 0 {
+                    throw IOError(path: out, "cannot move the exported model into place: \(String(cString: strerror(errno)))")
+                }
+            }
+            return outputs
         }
     }
 

@@ -16,7 +16,8 @@ extension Pipeline {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
         guard !files.isEmpty else { return }
         var parts: [String: String] = ["reference": spec.referenceJudge, "system": spec.systemPrompt.studyValue,
-                                       "question": SelfJudgment.question]
+                                       "questions": spec.selfJudgmentQuestions.joined(separator: ","),
+                                       "wording": spec.selfJudgmentQuestions.compactMap { SelfJudgment.Wording(rawValue: $0)?.text }.joined(separator: "\u{1}")]
         for f in files { parts["gen:" + f] = try SHA256.hex(file: dir + "/" + f) }
         parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
         let judgmentsPath = run + "/judgments.csv"
@@ -45,23 +46,27 @@ extension Pipeline {
                     let direction = try AnalysisFile.direction(run: run, checkpoint: ckpt,
                                                                method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
                                                                layer: s.layer, position: s.position)
-                    hooks = try Ablation.hooks(direction: direction, alpha: Float(s.alpha), nLayers: m.config.nLayers)
+                    hooks = try Ablation.hooks(direction: direction, alpha: Float(s.alpha), nLayers: m.config.nLayers,
+                                               scheme: s.edit == nil ? .arditi : editScheme)
                 }
-                let bar = AblabCore.Progress("probe \(system)", total: lines.count, unit: "answers", enabled: options.showProgress)
-                var start = 0
-                while start < lines.count {
-                    let part = Array(lines[start..<min(lines.count, start + 32)])
-                    rows += try SelfJudgment.probe(model: m, items: part.map(\.item), hooks: hooks,
-                                                   referenceJudge: spec.referenceJudge, reference: ref[system] ?? [:])
-                    bar.advance(by: part.count)
-                    start += part.count
+                for wording in spec.selfJudgmentQuestions.compactMap({ SelfJudgment.Wording(rawValue: $0) }) {
+                    let bar = AblabCore.Progress("probe \(system) (\(wording.rawValue))", total: lines.count, unit: "answers", enabled: options.showProgress)
+                    var start = 0
+                    while start < lines.count {
+                        let part = Array(lines[start..<min(lines.count, start + 32)])
+                        rows += try SelfJudgment.probe(model: m, items: part.map(\.item), hooks: hooks, wording: wording,
+                                                       referenceJudge: spec.referenceJudge, reference: ref[system] ?? [:])
+                        bar.advance(by: part.count)
+                        start += part.count
+                    }
+                    bar.finish()
                 }
-                bar.finish()
             }
             let summary = try SelfJudgment.write(rows, run: run)
             for s in summary {
-                log.info("[probe] \(s.system): n=\(s.n) accuracy=\(String(format: "%.3f", s.accuracy)) kappa=\(String(format: "%.3f", s.kappa))")
+                log.info("[probe] \(s.system), question '\(s.question.rawValue)': n=\(s.n) accuracy=\(String(format: "%.3f", s.accuracy)) kappa=\(String(format: "%.3f", s.kappa))")
             }
+            for w in SelfJudgment.constantWarnings(summary, rows: rows) { log.warning("[probe] \(w)") }
             return outputs
         }
     }

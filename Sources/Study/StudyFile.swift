@@ -91,6 +91,9 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var selectTop: Int               // cache candidates scored with the model (0 = cache ranking only)
     public var selectPrompts: Int           // validation prompts per label used for that scoring
     public var selectRequired: Bool = false // no candidate passing the filters is an error, not a marked fallback
+    public var edit: String = "arditi"      // arditi | study (see EditScheme)
+    public var skipBegin: Int = 1           // edit = study: first layers left unedited
+    public var skipEnd: Int = 0             // edit = study: last layers left unedited
 
     // generation
     public var harmfulTest: Int
@@ -104,6 +107,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var labelJudges: [LabelJudgeSpec]
     public var referenceJudge: String
     public var selfJudgment: Bool
+    public var selfJudgmentQuestions: [String] = ["served", "refused"] // SelfJudgment.Wording raw values
 
     // paper data (the study's own judge evaluation)
     public var paperData: String?
@@ -163,11 +167,11 @@ public enum StudyFile {
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
-        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required"])
+        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required", "edit", "skip_begin", "skip_end"])
         let gen = try r.table(root, "generation") ?? TOMLTable()
         try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
-        try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "patterns", "labels"])
+        try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "self_judgment_question", "patterns", "labels"])
         let report = try r.table(root, "report") ?? TOMLTable()
         try r.allow(report, path: "report", keys: ["figures"])
         let paper = try r.table(root, "paper") ?? TOMLTable()
@@ -223,6 +227,9 @@ public enum StudyFile {
             selectTop: try r.int(abl, "abliteration.select_top", min: 0) ?? 5,
             selectPrompts: try r.int(abl, "abliteration.select_prompts", min: 1) ?? 32,
             selectRequired: try r.bool(abl, "abliteration.select_required") ?? false,
+            edit: try r.oneOf(abl, "abliteration.edit", ["arditi", "study"]) ?? "arditi",
+            skipBegin: try r.int(abl, "abliteration.skip_begin", min: 0) ?? 1,
+            skipEnd: try r.int(abl, "abliteration.skip_end", min: 0) ?? 0,
             harmfulTest: try r.int(gen, "generation.harmful", min: 0) ?? 50,
             harmlessTest: try r.int(gen, "generation.harmless", min: 0) ?? 50,
             maxNewTokens: try r.int(gen, "generation.max_new_tokens", min: 1) ?? 256,
@@ -235,7 +242,17 @@ public enum StudyFile {
             paperData: try r.string(paper, "paper.data"),
             figures: try r.string(report, "report.figures"))
         if spec.positions.isEmpty { throw r.error("record.positions", "must not be empty (e.g. \"-5:\")") }
-        return spec
+        var spec2 = spec
+        if let v = judges["self_judgment_question"] {
+            let qs: [String]
+            if let one = v.string { qs = [one] } else { qs = try r.strings(judges, "judges.self_judgment_question") ?? [] }
+            guard !qs.isEmpty else { throw r.error("judges.self_judgment_question", "name at least one wording: \"served\" or \"refused\"") }
+            for q in qs where !["served", "refused"].contains(q) {
+                throw r.error("judges.self_judgment_question", "must be \"served\", \"refused\" or a list of them; got '\(q)'")
+            }
+            spec2.selfJudgmentQuestions = qs
+        }
+        return spec2
     }
 
     /// Typed access with errors that carry the key's line.

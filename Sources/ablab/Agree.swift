@@ -60,7 +60,13 @@ struct Agree: AsyncParsableCommand {
                 map[String(v[..<eq])] = String(v[v.index(after: eq)...])
             }
             let modelsDir = ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? "models"
-            let judges = try judge.map { try Judges.make(spec: $0, modelFor: map, modelsDir: modelsDir) }
+            // Model judges are loaded one at a time (only one judge model in memory).
+            let ruleJudges = try judge.filter { !$0.hasPrefix("llm") }.map { try Judges.make(spec: $0, modelFor: map, modelsDir: modelsDir) }
+            let modelJudges = judge.filter { $0.hasPrefix("llm") }
+            if paper == nil, let m = modelJudges.first {
+                throw InputError(file: inputs.first ?? "--judge", "judge '\(m)' needs the responses; run it with `ablab judge`, or use --paper")
+            }
+            let judges = ruleJudges
             var study: PaperStudy? = nil
             var calibration: [JudgeCalibration.Row] = []
             if let paper {
@@ -73,6 +79,12 @@ struct Agree: AsyncParsableCommand {
                     let judged = try j.judgeAll(s.items)
                     rows += judged
                     calibration += try JudgeCalibration.compute(study: s, judge: j.name, judgments: judged,
+                                                                replicates: replicates, seed: seed, level: level)
+                }
+                for spec in modelJudges {
+                    let judged = try Judges.make(spec: spec, modelFor: map, modelsDir: modelsDir).judgeAll(s.items)
+                    rows += judged
+                    calibration += try JudgeCalibration.compute(study: s, judge: judged.first?.judge ?? spec, judgments: judged,
                                                                 replicates: replicates, seed: seed, level: level)
                 }
             }
