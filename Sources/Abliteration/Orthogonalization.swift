@@ -117,12 +117,12 @@ public enum Orthogonalization {
             extra["ablab.abliteration.layer"] = .int32(Int32(clamping: s.layer))
             extra["ablab.abliteration.position"] = .int32(Int32(clamping: s.position))
         }
-        var writer = try GGUFWriter.copy(from: f, replacing: replacing, extraMetadata: extra)
         if let s = setting, s.scheme.kind != .arditi {
             extra["ablab.abliteration.edit"] = .string(s.scheme.kind.rawValue)
             extra["ablab.abliteration.skip_begin"] = .int32(Int32(clamping: s.scheme.skipBegin))
             extra["ablab.abliteration.skip_end"] = .int32(Int32(clamping: s.scheme.skipEnd))
         }
+        var writer = try GGUFWriter.copy(from: f, replacing: replacing, extraMetadata: extra)
         if scheme.embedding && f.tensorInfo("output.weight") == nil {
             // Tied: the output head reads the residual stream and must stay the original embedding.
             let raw = try f.rawData(embed)
