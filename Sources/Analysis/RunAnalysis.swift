@@ -33,7 +33,7 @@ public struct CrossCheckpointRow: Sendable {
     public var checkpointB: String
     public var layerB: Int
     public var position: Int
-    /// "cka" (method "-"), or per method "cosine" (equal widths only) and "score_pearson".
+    /// "cka", "cka_debiased", "cka_debiased_permuted_mean", "cka_debiased_permuted_p95" (method "-"), or per method "cosine" (equal widths only) and "score_pearson".
     public var method: String
     public var metric: String
     public var value: Double
@@ -190,6 +190,12 @@ public enum RunAnalyzer {
                                                   position: p, method: method, metric: metric, value: v))
                 }
                 row("-", "cka", try Similarity.linearCKA(xa, xb))
+                // Linear CKA is biased upward with fewer prompts than dimensions: the debiased estimate
+                // and what it gives with the prompts' pairing shuffled (20 permutations).
+                row("-", "cka_debiased", try Similarity.debiasedCKA(xa, xb))
+                let base = try Similarity.debiasedCKAPermutationBaseline(xa, xb)
+                row("-", "cka_debiased_permuted_mean", base.mean)
+                row("-", "cka_debiased_permuted_p95", base.p95)
                 for method in DirectionMethod.allCases {
                     guard let da = sa.direction(method)?.vector, let db = sb.direction(method)?.vector else { continue }
                     if da.count == db.count { row(method.rawValue, "cosine", Double(Vec.cosine(da, db))) }
