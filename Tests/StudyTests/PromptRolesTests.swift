@@ -59,19 +59,22 @@ struct PromptRolesTests {
         #expect(recorded.map { "\($0.id):\($0.split!)" } == ["a:train", "b:train", "e:train", "f:train", "c:validation", "x:validation", "d:test", "g:test"])
     }
 
-    @Test("the shipped default study: 128 fit, 32 validation and 32 test prompts per label, disjoint")
-    func shippedDefault() throws {
+    @Test("the shipped studies: fit, validation and test prompts per label, disjoint",
+          arguments: [("default.toml", 128, 128, 50), ("paper-full.toml", 250, 227, 50)])
+    func shipped(file: String, harmfulFit: Int, harmlessFit: Int, test: Int) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let spec = try StudyFile.load(root + "/notebooks-scripts/studies/default.toml")
+        let spec = try StudyFile.load(root + "/notebooks-scripts/studies/" + file)
         let prev = FileManager.default.currentDirectoryPath
         FileManager.default.changeCurrentDirectoryPath(root)
         defer { FileManager.default.changeCurrentDirectoryPath(prev) }
-        let r = try Pipeline(studyFile: "default.toml", spec: spec, options: RunOptions()).promptRoles()
+        let r = try Pipeline(studyFile: file, spec: spec, options: RunOptions()).promptRoles()
+        #expect(r.fit.filter { $0.label == "harmful" }.count == harmfulFit)
+        #expect(r.fit.filter { $0.label == "harmless" }.count == harmlessFit)
         for label in ["harmful", "harmless"] {
-            #expect(r.fit.filter { $0.label == label }.count == 128)
             #expect(r.validation.filter { $0.label == label }.count == 32)
-            #expect(r.test.filter { $0.label == label }.count == 50)
+            #expect(r.test.filter { $0.label == label }.count == test)
         }
         #expect(r.conflicts.isEmpty)
+        #expect(spec.selfJudgmentQuestions == ["served", "refused"])
     }
 }
