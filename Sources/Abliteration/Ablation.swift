@@ -24,15 +24,27 @@ public enum Ablation {
     /// The hook set for directional ablation with strength `alpha` over a model of `nLayers` blocks.
     /// Throws when the direction is empty, not finite or zero, or when `everyResidPre` is used with α ≠ 1.
     public static func hooks(direction: [Float], alpha: Float = 1, nLayers: Int,
-                             everyResidPre: Bool = false) throws -> HookSet {
+                             everyResidPre: Bool = false, scheme: EditScheme = .arditi) throws -> HookSet {
         let unit = try UnitDirection(direction)
         if everyResidPre && alpha != 1 {
             throw AbliterationError(file: "ablation", key: "alpha",
                                     "projecting at every resid_pre only matches weight orthogonalization for alpha = 1, not \(alpha)")
         }
+        if everyResidPre && scheme.kind != .arditi {
+            throw AbliterationError(file: "ablation", key: "edit", "projecting at every resid_pre is Arditi et al.'s scheme only")
+        }
         var set = HookSet()
         guard alpha != 0 else { return set }
         let hook = unit.hook(alpha: alpha)
+        if scheme.kind == .study {
+            // The study's edit: attention and MLP outputs of layers [skipBegin, L − skipEnd), no embedding
+            // (= W ← W − α r̂ r̂ᵀ W on their o_proj and down_proj).
+            for l in scheme.layers(nLayers) {
+                set.add(layer: l, point: .attnOut, hook)
+                set.add(layer: l, point: .mlpOut, hook)
+            }
+            return set
+        }
         set.add(layer: 0, point: .residPre, hook)
         for l in 0..<nLayers {
             set.add(layer: l, point: .attnOut, hook)

@@ -114,7 +114,8 @@ public enum GenerationRun {
         if let direction {
             let unit = try UnitDirection(direction)
             try unit.check(dModel: model.config.dModel, source: model.path)
-            hooks = try Ablation.hooks(direction: direction, alpha: Float(setting?.alpha ?? 1), nLayers: model.config.nLayers)
+            hooks = try Ablation.hooks(direction: direction, alpha: Float(setting?.alpha ?? 1), nLayers: model.config.nLayers,
+                                       scheme: setting?.scheme ?? .arditi)
         }
         var seen = Set<String>()
         for p in prompts where !seen.insert(p.id).inserted {

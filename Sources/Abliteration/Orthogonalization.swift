@@ -55,9 +55,12 @@ public enum Orthogonalization {
     /// and all metadata are copied unchanged. A tied model gets an explicit `output.weight` holding the
     /// original embedding bytes, so the exported model's output head is unedited (and llama.cpp reads it).
     /// Adds `ablab.abliteration.*` metadata describing the edit. Returns the names of edited tensors.
+    /// With the study's scheme (`setting.scheme`), only `attn_output` and `ffn_down` of the scheme's
+    /// layers are edited and the embedding (hence a tied output head) stays as it is.
     @discardableResult
     public static func export(source: String, direction: [Float], alpha: Float, setting: AbliterationSetting? = nil,
                               type: GGMLType = .f32, to path: String) throws -> [String] {
+        let scheme = setting?.scheme ?? .arditi
         guard type == .f32 || type == .f16 else {
             throw AbliterationError(file: path, key: "type", "edited tensors can be written as F32 or F16, not \(type)")
         }
@@ -91,10 +94,12 @@ public enum Orthogonalization {
                                     "has shape \(embed.shape) but the direction has \(d) values; use a direction from this model")
         }
         var replacing: [String: (dims: [Int], type: GGMLType, data: [Float])] = [:]
-        var e = try f.dequantize(embed)   // [vocab, d]
-        e.withUnsafeMutableBufferPointer { projectRows($0.baseAddress!, count: embed.shape[0], unit: unit, alpha: alpha) }
-        replacing[embed.name] = (embed.dims, type, e)
-        for l in 0..<nLayers {
+        if scheme.embedding {
+            var e = try f.dequantize(embed)   // [vocab, d]
+            e.withUnsafeMutableBufferPointer { projectRows($0.baseAddress!, count: embed.shape[0], unit: unit, alpha: alpha) }
+            replacing[embed.name] = (embed.dims, type, e)
+        }
+        for l in scheme.layers(nLayers) {
             for name in ["blk.\(l).attn_output.weight", "blk.\(l).ffn_down.weight"] {
                 let t = try matrix(name)
                 var w = try f.dequantize(t)   // [d, cols]
@@ -123,8 +128,13 @@ public enum Orthogonalization {
             extra["ablab.abliteration.layer"] = .int32(Int32(clamping: s.layer))
             extra["ablab.abliteration.position"] = .int32(Int32(clamping: s.position))
         }
+        if let s = setting, s.scheme.kind != .arditi {
+            extra["ablab.abliteration.edit"] = .string(s.scheme.kind.rawValue)
+            extra["ablab.abliteration.skip_begin"] = .int32(Int32(clamping: s.scheme.skipBegin))
+            extra["ablab.abliteration.skip_end"] = .int32(Int32(clamping: s.scheme.skipEnd))
+        }
         var writer = try GGUFWriter.copy(from: f, replacing: replacing, extraMetadata: extra)
-        if f.tensorInfo("output.weight") == nil {
+        if scheme.embedding && f.tensorInfo("output.weight") == nil {
             // Tied: the output head reads the residual stream and must stay the original embedding.
             let raw = try f.rawData(embed)
             try writer.addRawTensor(name: "output.weight", dims: embed.dims, type: embed.type, bytes: Array(raw))

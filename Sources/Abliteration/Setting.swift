@@ -37,18 +37,54 @@ public struct AbliterationSetting: Sendable, Hashable, Codable {
     /// Position relative to the end of the prompt (negative) or absolute (non-negative), as recorded.
     public var position: Int
     public var alpha: Double
+    /// Which weights the direction is removed from (nil: Arditi et al.'s, `EditScheme.arditi`).
+    public var edit: EditScheme?
+    /// true: the direction's layer was kept although no candidate passed the model-based selection's
+    /// filters (the cache ranking's best); nil otherwise.
+    public var fallback: Bool?
 
-    public init(checkpoint: String, method: DirectionMethod = .meanDiff, layer: Int, position: Int, alpha: Double = 1) {
+    public init(checkpoint: String, method: DirectionMethod = .meanDiff, layer: Int, position: Int, alpha: Double = 1,
+                edit: EditScheme? = nil, fallback: Bool = false) {
         self.checkpoint = checkpoint; self.method = method; self.layer = layer; self.position = position; self.alpha = alpha
+        self.edit = edit == .arditi ? nil : edit
+        self.fallback = fallback ? true : nil
     }
 
-    /// `<checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>`.
+    /// `<checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>`, then `-study` for the study's edit
+    /// scheme and `-fallback` for a direction no candidate filter accepted.
     public var systemName: String {
         "\(checkpoint)\(SystemName.marker)\(method.rawValue)-L\(layer)-p\(position)-a\(SystemName.formatAlpha(alpha))"
+            + (edit.map { $0.kind == .study ? "-study" : "" } ?? "") + (fallback == true ? "-fallback" : "")
     }
+
+    /// The edit scheme in effect.
+    public var scheme: EditScheme { edit ?? .arditi }
 
     /// The system name made safe as a file name (`SafeFiles.sanitize`).
     public var fileName: String { SafeFiles.sanitize(systemName) }
+}
+
+/// Which weights (or, at inference time, which activations) lose the refusal direction.
+public struct EditScheme: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        /// Arditi et al. (2024): the token embedding and every layer's attention and MLP outputs.
+        case arditi
+        /// The study's code (arXiv 2510.02768, after Orion-zhen/abliteration): `o_proj` and `down_proj`
+        /// of layers [skipBegin, L − skipEnd), no embedding, W ← W − α r̂ r̂ᵀ W (α = its scale factor).
+        case study
+    }
+    public var kind: Kind
+    public var skipBegin: Int
+    public var skipEnd: Int
+    public init(kind: Kind, skipBegin: Int = 1, skipEnd: Int = 0) { self.kind = kind; self.skipBegin = skipBegin; self.skipEnd = skipEnd }
+    public static let arditi = EditScheme(kind: .arditi, skipBegin: 0, skipEnd: 0)
+
+    /// The edited layers of a model with `nLayers` blocks.
+    public func layers(_ nLayers: Int) -> Range<Int> {
+        kind == .arditi ? 0..<nLayers : min(max(skipBegin, 0), nLayers)..<max(min(max(skipBegin, 0), nLayers), nLayers - max(skipEnd, 0))
+    }
+    /// Whether the token embedding is edited.
+    public var embedding: Bool { kind == .arditi }
 }
 
 /// The study's names for evaluated systems: an original checkpoint, or a checkpoint with an abliteration.
@@ -78,7 +114,11 @@ public enum SystemName {
         guard !checkpoint.isEmpty else { throw bad("the checkpoint is empty") }
         // From the end: -a<alpha>, -p<position> (may be negative), -L<layer>; what is left is the method.
         guard let a = rest.range(of: "-a", options: .backwards) else { throw bad("no -a<alpha>") }
-        guard let alpha = Double(rest[a.upperBound...]), alpha.isFinite else { throw bad("alpha is not a number") }
+        var fallback = false, study = false
+        var tail = rest[a.upperBound...]
+        if tail.hasSuffix("-fallback") { fallback = true; tail = tail.dropLast("-fallback".count) }
+        if tail.hasSuffix("-study") { study = true; tail = tail.dropLast("-study".count) }
+        guard let alpha = Double(tail), alpha.isFinite else { throw bad("alpha is not a number") }
         rest = rest[..<a.lowerBound]
         guard let p = rest.range(of: "-p", options: .backwards), let position = Int(rest[p.upperBound...]) else {
             throw bad("no -p<position>")
@@ -91,6 +131,7 @@ public enum SystemName {
         guard let method = DirectionMethod(rawValue: String(rest)) else {
             throw bad("unknown method \"\(rest)\" (\(DirectionMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        return (checkpoint, AbliterationSetting(checkpoint: checkpoint, method: method, layer: layer, position: position, alpha: alpha))
+        return (checkpoint, AbliterationSetting(checkpoint: checkpoint, method: method, layer: layer, position: position, alpha: alpha,
+                                                edit: study ? EditScheme(kind: .study) : nil, fallback: fallback))
     }
 }

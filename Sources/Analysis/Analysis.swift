@@ -5,7 +5,8 @@ import LinearAlgebra
 //
 // Everything here is a pure function over `Matrix` (row-major Float, one prompt per row). Directions
 // and PCA are fit on the `train` prompts only; separation, probes and similarity are evaluated on the
-// `test` prompts. Statistics are accumulated in Double; big products go through OpenBLAS sgemm.
+// `test` prompts; candidate directions are ranked on `validation` prompts (or, without them, on the
+// fit prompts), never on `test` prompts. Statistics are accumulated in Double; big products go through OpenBLAS sgemm.
 
 /// Errors from the analysis stage. Each names the site (checkpoint, layer, position) and what to do.
 public struct AnalysisError: AblabError, Equatable {
@@ -34,9 +35,15 @@ public struct ActivationSplit: Sendable {
     public var trainHarmless: Matrix  // [nTrainHarmless, d]
     public var testHarmful: Matrix    // [nTestHarmful, d]
     public var testHarmless: Matrix   // [nTestHarmless, d]
-    public init(trainHarmful: Matrix, trainHarmless: Matrix, testHarmful: Matrix, testHarmless: Matrix) {
+    /// Validation prompts (split `validation`): the candidate ranking uses their separation. nil: none
+    /// recorded, and the ranking uses the fit (train) prompts' separation instead — never the test prompts'.
+    public var validationHarmful: Matrix?   // [nValidationHarmful, d]
+    public var validationHarmless: Matrix?  // [nValidationHarmless, d]
+    public init(trainHarmful: Matrix, trainHarmless: Matrix, testHarmful: Matrix, testHarmless: Matrix,
+                validationHarmful: Matrix? = nil, validationHarmless: Matrix? = nil) {
         self.trainHarmful = trainHarmful; self.trainHarmless = trainHarmless
         self.testHarmful = testHarmful; self.testHarmless = testHarmless
+        self.validationHarmful = validationHarmful; self.validationHarmless = validationHarmless
     }
     public var width: Int { trainHarmful.cols }
 }

@@ -19,16 +19,18 @@ public struct Candidate: Sendable {
     public var layerCount: Int
     /// The direction itself (unit). [d]
     public var vector: [Float]
-    /// Test-set separation of the projection score.
+    /// Separation of the projection score on the ranking prompts (validation, else fit; never test).
     public var cohenD: Double
     public var auroc: Double
+    /// Which prompts `cohenD` and `auroc` come from.
+    public var rankedOn: RankingSet = .validation
     /// Bootstrap 2.5th percentile of the cosine to the full-data direction (nil: not computed).
     public var stabilityLower: Double?
     public var splitHalfCosine: Double?
     public init(key: CandidateKey, layerCount: Int, vector: [Float], cohenD: Double, auroc: Double,
-                stabilityLower: Double?, splitHalfCosine: Double?) {
+                stabilityLower: Double?, splitHalfCosine: Double?, rankedOn: RankingSet = .validation) {
         self.key = key; self.layerCount = layerCount; self.vector = vector; self.cohenD = cohenD; self.auroc = auroc
-        self.stabilityLower = stabilityLower; self.splitHalfCosine = splitHalfCosine
+        self.stabilityLower = stabilityLower; self.splitHalfCosine = splitHalfCosine; self.rankedOn = rankedOn
     }
 }
 
@@ -78,8 +80,9 @@ public enum CandidateRanking {
             a.directions.map { d in
                 Candidate(key: CandidateKey(checkpoint: a.checkpoint, layer: a.layer, position: a.position, method: d.method),
                           layerCount: layerCounts[a.checkpoint] ?? (maxLayer[a.checkpoint]! + 1), vector: d.vector,
-                          cohenD: d.testSeparation.cohenD, auroc: d.testSeparation.auroc,
-                          stabilityLower: d.stability?.lower, splitHalfCosine: d.stability?.splitHalfCosine)
+                          cohenD: d.rankingSeparation.cohenD, auroc: d.rankingSeparation.auroc,
+                          stabilityLower: d.stability?.lower, splitHalfCosine: d.stability?.splitHalfCosine,
+                          rankedOn: d.rankedOn)
             }
         }
     }
@@ -89,7 +92,8 @@ public enum CandidateRanking {
     /// Exclusion: a layer in the last `lastLayerFraction` of the model; a bootstrap lower bound below
     /// `minStability`; a NaN separation; and, for candidates with model scores, KL > `maxKL` or
     /// induce ≤ 0. Order: candidates with a bypass score first, by bypass ascending (Arditi et al.
-    /// 2024); then the others by the cache-only proxy: test Cohen's d descending, then AUROC, then
+    /// 2024); then the others by the cache-only proxy: Cohen's d on the ranking prompts (validation, else
+    /// fit — never test) descending, then AUROC, then
     /// stability, then (checkpoint, layer, position, method) so the order is total and deterministic.
     public static func rank(_ candidates: [Candidate], modelScores: [CandidateKey: ModelScores] = [:],
                             rule: RankingRule = RankingRule()) -> [RankedCandidate] {

@@ -30,9 +30,20 @@ public struct Direction: Sendable {
     public var method: DirectionMethod
     /// Unit vector. [d]
     public var vector: [Float]
-    /// Separation of test projection scores x · vector.
+    /// Separation of test projection scores x · vector (measurement only).
     public var testSeparation: Separation
+    /// Separation the candidate ranking uses: on validation prompts when the cache has them, else on
+    /// the fit prompts (`rankedOn` says which).
+    public var rankingSeparation: Separation
+    public var rankedOn: RankingSet
     public var stability: DirectionStability?
+}
+
+/// The prompts candidate directions are ranked on.
+public enum RankingSet: String, Sendable, Codable {
+    case validation
+    /// The fit prompts themselves (in-sample), when no validation prompts were recorded.
+    case train
 }
 
 /// A linear probe on the leading PC scores.
@@ -93,13 +104,16 @@ public func analyzeLayer(checkpoint: String, layer: Int, position: Int, data: Ac
                          options: AnalysisOptions = AnalysisOptions(), leakage: Bool = false) throws -> LayerAnalysis {
     let site = "\(checkpoint) layer \(layer) position \(position)"
     let d = data.width
-    for (name, m) in [("train harmful", data.trainHarmful), ("train harmless", data.trainHarmless),
-                      ("test harmful", data.testHarmful), ("test harmless", data.testHarmless)] {
+    var named = [("train harmful", data.trainHarmful), ("train harmless", data.trainHarmless),
+                 ("test harmful", data.testHarmful), ("test harmless", data.testHarmless)]
+    let validation: (Matrix, Matrix)? = data.validationHarmful.flatMap { h in data.validationHarmless.map { (h, $0) } }
+    if let (vh, vb) = validation { named += [("validation harmful", vh), ("validation harmless", vb)] }
+    for (name, m) in named {
         guard m.cols == d else { throw AnalysisError(site: site, "\(name) activations have width \(m.cols), expected \(d); the cache mixes models") }
         guard m.rows >= 2 else { throw AnalysisError(site: site, "only \(m.rows) \(name) prompt(s); each class needs at least 2 train and 2 test prompts") }
     }
     guard d > 0 else { throw AnalysisError(site: site, "activations have width 0") }
-    for m in [data.trainHarmful, data.trainHarmless, data.testHarmful, data.testHarmless] { try requireFinite(m, site: site) }
+    for (_, m) in named { try requireFinite(m, site: site) }
 
     let nh = data.trainHarmful.rows, nb = data.trainHarmless.rows
     let train = vstack([data.trainHarmful, data.trainHarmless]) // [nh + nb, d]
@@ -114,7 +128,10 @@ public func analyzeLayer(checkpoint: String, layer: Int, position: Int, data: Ac
     var directions: [Direction] = []
     for (method, v) in [(DirectionMethod.meanDiff, md), (.pc1, pc1)] {
         let sep = Stats.separation(try projectionScores(data.testHarmful, v), try projectionScores(data.testHarmless, v))
-        directions.append(Direction(method: method, vector: v, testSeparation: sep, stability: nil))
+        let (rh, rb) = validation ?? (data.trainHarmful, data.trainHarmless)
+        let rank = Stats.separation(try projectionScores(rh, v), try projectionScores(rb, v))
+        directions.append(Direction(method: method, vector: v, testSeparation: sep, rankingSeparation: rank,
+                                    rankedOn: validation == nil ? .train : .validation, stability: nil))
     }
 
     // Probes on the leading PC scores.

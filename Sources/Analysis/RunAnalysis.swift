@@ -33,7 +33,7 @@ public struct CrossCheckpointRow: Sendable {
     public var checkpointB: String
     public var layerB: Int
     public var position: Int
-    /// "cka" (method "-"), or per method "cosine" (equal widths only) and "score_pearson".
+    /// "cka", "cka_debiased", "cka_debiased_permuted_mean", "cka_debiased_permuted_p95" (method "-"), or per method "cosine" (equal widths only) and "score_pearson".
     public var method: String
     public var metric: String
     public var value: Double
@@ -101,13 +101,25 @@ public enum RunAnalyzer {
         let h = file.header
         let th = try rows(file, "harmful", "train"), tb = try rows(file, "harmless", "train")
         let eh = try rows(file, "harmful", "test"), eb = try rows(file, "harmless", "test")
+        // Validation prompts (split "validation", written by `ablab run`): the ranking's prompts when both
+        // classes have at least 2; otherwise the ranking falls back to the fit prompts.
+        var vh = file.promptIndices(label: "harmful", split: "validation"), vb = file.promptIndices(label: "harmless", split: "validation")
+        if vh.count < 2 || vb.count < 2 {
+            log.info("\(h.checkpoint): no validation prompts in the cache; candidates are ranked on the fit (train) prompts, never on test prompts")
+            vh = []; vb = []
+        }
         let trainIDs = (th + tb).map { file.prompts[$0].id }, testIDs = (eh + eb).map { file.prompts[$0].id }
-        var leak = LeakageGuard.check(trainIDs: trainIDs, testIDs: testIDs, context: "\(h.checkpoint) (\(file.path))", logger: log)
+        let validationIDs = (vh + vb).map { file.prompts[$0].id }
+        var leak = LeakageGuard.check(trainIDs: trainIDs + validationIDs, testIDs: testIDs, context: "\(h.checkpoint) (\(file.path))", logger: log)
+        let fitValidation = LeakageGuard.check(trainIDs: trainIDs, testIDs: validationIDs, context: "\(h.checkpoint) fit/validation (\(file.path))", logger: log)
+        leak.overlapping = Array(Set(leak.overlapping + fitValidation.overlapping)).sorted()
         // The same text under two ids is leakage too.
         let trainTexts = Set((th + tb).map { file.prompts[$0].text })
-        let dupText = (eh + eb).filter { trainTexts.contains(file.prompts[$0].text) }.map { file.prompts[$0].id }
+        let validationTexts = Set((vh + vb).map { file.prompts[$0].text })
+        let dupText = (eh + eb).filter { trainTexts.contains(file.prompts[$0].text) || validationTexts.contains(file.prompts[$0].text) }.map { file.prompts[$0].id }
+            + (vh + vb).filter { trainTexts.contains(file.prompts[$0].text) }.map { file.prompts[$0].id }
         if !dupText.isEmpty {
-            log.warning("!!! DATA LEAKAGE in \(h.checkpoint): \(dupText.count) test prompt(s) have the same text as a train prompt (\(dupText.prefix(5).joined(separator: ", "))); test metrics are optimistic")
+            log.warning("!!! DATA LEAKAGE in \(h.checkpoint): \(dupText.count) prompt(s) have the same text as a prompt of another role (\(dupText.prefix(5).joined(separator: ", "))); test metrics are optimistic")
             leak.overlapping = Array(Set(leak.overlapping + dupText)).sorted()
         }
         let positions = h.positions.map(Int.init)
@@ -126,7 +138,9 @@ public enum RunAnalyzer {
             for p in positions {
                 let all = try file.residual(layer: l, position: p) // [N, d]
                 splits.append(ActivationSplit(trainHarmful: all.rows(th), trainHarmless: all.rows(tb),
-                                              testHarmful: all.rows(eh), testHarmless: all.rows(eb)))
+                                              testHarmful: all.rows(eh), testHarmless: all.rows(eb),
+                                              validationHarmful: vh.isEmpty ? nil : all.rows(vh),
+                                              validationHarmless: vb.isEmpty ? nil : all.rows(vb)))
             }
             let box = ResultBox(count: positions.count)
             let leaked = leak.leaked, ckpt = h.checkpoint, data = splits
@@ -176,6 +190,12 @@ public enum RunAnalyzer {
                                                   position: p, method: method, metric: metric, value: v))
                 }
                 row("-", "cka", try Similarity.linearCKA(xa, xb))
+                // Linear CKA is biased upward with fewer prompts than dimensions: the debiased estimate
+                // and what it gives with the prompts' pairing shuffled (20 permutations).
+                row("-", "cka_debiased", try Similarity.debiasedCKA(xa, xb))
+                let base = try Similarity.debiasedCKAPermutationBaseline(xa, xb)
+                row("-", "cka_debiased_permuted_mean", base.mean)
+                row("-", "cka_debiased_permuted_p95", base.p95)
                 for method in DirectionMethod.allCases {
                     guard let da = sa.direction(method)?.vector, let db = sb.direction(method)?.vector else { continue }
                     if da.count == db.count { row(method.rawValue, "cosine", Double(Vec.cosine(da, db))) }
@@ -219,10 +239,10 @@ public enum RunAnalyzer {
     }
 
     public static func candidatesCSV(_ ranked: [RankedCandidate]) -> String {
-        var s = "rank,checkpoint,layer,position,method,cohen_d,auroc,stability_lower,split_half_cosine,excluded_because\n"
+        var s = "rank,checkpoint,layer,position,method,ranked_on,cohen_d,auroc,stability_lower,split_half_cosine,excluded_because\n"
         for c in ranked {
             let k = c.candidate.key
-            s += "\(c.rank.map(String.init) ?? ""),\(CSV.escape(k.checkpoint)),\(k.layer),\(k.position),\(k.method.rawValue),"
+            s += "\(c.rank.map(String.init) ?? ""),\(CSV.escape(k.checkpoint)),\(k.layer),\(k.position),\(k.method.rawValue),\(c.candidate.rankedOn.rawValue),"
             s += "\(TidyCSV.format(c.candidate.cohenD)),\(TidyCSV.format(c.candidate.auroc)),"
             s += "\(c.candidate.stabilityLower.map(TidyCSV.format) ?? ""),\(c.candidate.splitHalfCosine.map(TidyCSV.format) ?? ""),"
             s += CSV.escape(c.excludedBecause.joined(separator: "; ")) + "\n"

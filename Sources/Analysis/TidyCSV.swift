@@ -47,6 +47,9 @@ public enum TidyCSV {
             let m = d.method.rawValue
             add(m, "cohen_d", d.testSeparation.cohenD)
             add(m, "auroc", d.testSeparation.auroc)
+            // The candidate ranking's separation: on validation prompts, or on the fit prompts when the cache has none.
+            add(m, d.rankedOn == .validation ? "validation_cohen_d" : "fit_cohen_d", d.rankingSeparation.cohenD)
+            add(m, d.rankedOn == .validation ? "validation_auroc" : "fit_auroc", d.rankingSeparation.auroc)
             if let s = d.stability {
                 add(m, "bootstrap_replicates", Double(s.replicates))
                 add(m, "bootstrap_cosine_mean", s.meanCosine)

@@ -44,13 +44,18 @@ public struct AgreementReport: Sendable {
         public var kappa: ConfidenceInterval
     }
 
-    /// Two judges' refusal counts per (system, label) group, correlated over the groups both judged.
+    /// Two judges' counts per (system, label) group, correlated over the groups both judged.
     public struct CorrelationRow: Sendable {
         public var judgeA: String
         public var judgeB: String
         public var groups: Int
+        /// Over the refusal counts alone (one value per group).
         public var pearson: Double
         public var spearman: Double
+        /// The study's method: the refused counts and then the not-refused counts of every group stacked
+        /// into one vector of 2 · groups values per judge (its notebook; group sizes dominate it).
+        public var stackedPearson: Double
+        public var stackedSpearman: Double
     }
 
     public var judges: [String]
@@ -80,21 +85,24 @@ public struct AgreementReport: Sendable {
         }
         var rates: [RateRow] = []
         var counts: [[Double?]] = []   // [judge][group] refusal counts; nil when the judge has no verdict in the group
+        var notCounts: [[Double?]] = [] // [judge][group] non-refusal counts
         for (j, judge) in table.judges.enumerated() {
-            var perGroup: [Double?] = []
+            var perGroup: [Double?] = [], notPerGroup: [Double?] = []
             for g in groups {
                 let v = g.units.map { table.verdicts[j][$0] }
-                let ci = Agreement.bootstrapRefusalRate(v, replicates: options.replicates, seed: options.seed, level: options.level)
                 let judged = v.compactMap { $0 }
                 let refusals = judged.filter { $0 == .refusal }.count
+                let ci = Agreement.wilson(successes: refusals, n: judged.count, level: options.level)
                 var conf: Agreement.Confusion? = nil
                 if let ref, judge != options.reference {
                     conf = try Agreement.confusion(predicted: v, reference: g.units.map { ref[$0] })
                 }
                 rates.append(RateRow(system: g.system, label: g.label, judge: judge, n: judged.count, refusals: refusals, rate: ci, confusion: conf))
                 perGroup.append(judged.isEmpty ? nil : Double(refusals))
+                notPerGroup.append(judged.isEmpty ? nil : Double(judged.count - refusals))
             }
             counts.append(perGroup)
+            notCounts.append(notPerGroup)
         }
         var refRows: [ReferenceRow] = []
         if let ref, let refName = options.reference {
@@ -108,14 +116,20 @@ public struct AgreementReport: Sendable {
         for a in 0..<table.judges.count {
             for b in (a + 1)..<max(a + 1, table.judges.count) {
                 let va = table.verdicts[a], vb = table.verdicts[b]
+                // Clusters = prompts (item ids): every system answered the same prompts.
+                let ci = try Agreement.clusterBootstrapPair(va, vb, cluster: table.units.map(\.itemID), replicates: options.replicates,
+                                                            seed: options.seed, level: options.level)
                 pairs.append(PairRow(
                     judgeA: table.judges[a], judgeB: table.judges[b], n: try Agreement.pairCounts(va, vb).n,
-                    agreement: try Agreement.bootstrapAgreement(va, vb, replicates: options.replicates, seed: options.seed, level: options.level),
-                    kappa: try Agreement.bootstrapKappa(va, vb, replicates: options.replicates, seed: options.seed, level: options.level)))
-                var x: [Double] = [], y: [Double] = []
-                for g in 0..<groups.count { if let p = counts[a][g], let q = counts[b][g] { x.append(p); y.append(q) } }
+                    agreement: ci.agreement, kappa: ci.kappa))
+                var x: [Double] = [], y: [Double] = [], xs: [Double] = [], ys: [Double] = [], xn: [Double] = [], yn: [Double] = []
+                for g in 0..<groups.count {
+                    if let p = counts[a][g], let q = counts[b][g] { x.append(p); y.append(q); xn.append(notCounts[a][g]!); yn.append(notCounts[b][g]!) }
+                }
+                xs = x + xn; ys = y + yn
                 corrs.append(CorrelationRow(judgeA: table.judges[a], judgeB: table.judges[b], groups: x.count,
-                                            pearson: try Agreement.pearson(x, y), spearman: try Agreement.spearman(x, y)))
+                                            pearson: try Agreement.pearson(x, y), spearman: try Agreement.spearman(x, y),
+                                            stackedPearson: try Agreement.pearson(xs, ys), stackedSpearman: try Agreement.spearman(xs, ys)))
             }
         }
         var warnings: [JudgeWarning] = []
@@ -133,22 +147,28 @@ public struct AgreementReport: Sendable {
 
     static func num(_ x: Double) -> String { x.isNaN ? "" : String(x) }
 
-    /// `agreement.csv`: one row per (judge_a, judge_b, metric): agreement, cohen_kappa (with bootstrap
-    /// interval), pearson_refusals, spearman_refusals (over groups), accuracy / precision / recall / f1
-    /// / cohen_kappa against the reference (judge_b = reference), fleiss_kappa and krippendorff_alpha
-    /// (judge_a = judge_b = "*").
+    /// `agreement.csv`: one row per (judge_a, judge_b, metric): agreement and cohen_kappa (with a cluster
+    /// bootstrap interval by prompt; `replicates` drawn, `valid` of them defined), pearson_refusal_counts and
+    /// spearman_refusal_counts (over the (system, label) groups' refusal counts), pearson_stacked_counts
+    /// and spearman_stacked_counts (the study's method: refused then not-refused counts stacked),
+    /// accuracy / precision / recall / f1 / cohen_kappa against the reference (judge_b = reference),
+    /// fleiss_kappa and krippendorff_alpha (judge_a = judge_b = "*").
     public func agreementCSV() -> String {
-        var out = "judge_a,judge_b,metric,value,lower,upper,n\n"
-        func row(_ a: String, _ b: String, _ m: String, _ v: Double, _ lo: Double = .nan, _ hi: Double = .nan, n: Int) {
-            out += [a, b, m, Self.num(v), Self.num(lo), Self.num(hi), String(n)].map(CSV.escape).joined(separator: ",") + "\n"
+        var out = "judge_a,judge_b,metric,value,lower,upper,n,interval,replicates,valid\n"
+        func row(_ a: String, _ b: String, _ m: String, _ v: Double, _ ci: ConfidenceInterval? = nil, n: Int) {
+            var f = [a, b, m, Self.num(v), Self.num(ci?.lower ?? .nan), Self.num(ci?.upper ?? .nan), String(n)]
+            f += ci.map { ["cluster-bootstrap-by-item", String($0.replicates), String($0.valid)] } ?? ["", "", ""]
+            out += f.map(CSV.escape).joined(separator: ",") + "\n"
         }
         for p in pairs {
-            row(p.judgeA, p.judgeB, "agreement", p.agreement.estimate, p.agreement.lower, p.agreement.upper, n: p.n)
-            row(p.judgeA, p.judgeB, "cohen_kappa", p.kappa.estimate, p.kappa.lower, p.kappa.upper, n: p.n)
+            row(p.judgeA, p.judgeB, "agreement", p.agreement.estimate, p.agreement, n: p.n)
+            row(p.judgeA, p.judgeB, "cohen_kappa", p.kappa.estimate, p.kappa, n: p.n)
         }
         for c in correlations {
-            row(c.judgeA, c.judgeB, "pearson_refusals", c.pearson, n: c.groups)
-            row(c.judgeA, c.judgeB, "spearman_refusals", c.spearman, n: c.groups)
+            row(c.judgeA, c.judgeB, "pearson_refusal_counts", c.pearson, n: c.groups)
+            row(c.judgeA, c.judgeB, "spearman_refusal_counts", c.spearman, n: c.groups)
+            row(c.judgeA, c.judgeB, "pearson_stacked_counts", c.stackedPearson, n: 2 * c.groups)
+            row(c.judgeA, c.judgeB, "spearman_stacked_counts", c.stackedSpearman, n: 2 * c.groups)
         }
         for r in referenceRows {
             let m = r.confusion
@@ -163,13 +183,13 @@ public struct AgreementReport: Sendable {
         return out
     }
 
-    /// `refusal_rates.csv`: one row per (system, label, judge) with the bootstrap interval and, when a
-    /// reference judge is set, TP / FP / FN / TN and accuracy / precision / recall against it.
+    /// `refusal_rates.csv`: one row per (system, label, judge) with the Wilson score interval (`interval`
+    /// = wilson) and, when a reference judge is set, TP / FP / FN / TN and accuracy / precision / recall against it.
     public func refusalRatesCSV() -> String {
-        var out = "system,label,judge,n,refusals,rate,lower,upper,reference,tp,fp,fn,tn,accuracy,precision,recall\n"
+        var out = "system,label,judge,n,refusals,rate,lower,upper,interval,reference,tp,fp,fn,tn,accuracy,precision,recall\n"
         for r in rates {
             var f = [r.system, r.label, r.judge, String(r.n), String(r.refusals), Self.num(r.rate.estimate),
-                     Self.num(r.rate.lower), Self.num(r.rate.upper)]
+                     Self.num(r.rate.lower), Self.num(r.rate.upper), "wilson"]
             if let c = r.confusion, let ref = reference {
                 f += [ref, String(c.tp), String(c.fp), String(c.fn), String(c.tn), Self.num(c.accuracy), Self.num(c.precision), Self.num(c.recall)]
             } else {

@@ -45,9 +45,11 @@ extension Judges {
     /// as NAME.gguf, NAME or hf/NAME. The judge is named `llm:NAME` (for a path: its file name without
     /// `.gguf`).
     public static func make(spec: String, modelFor: [String: String], modelsDir: String? = nil) throws -> any Judge {
-        guard spec.hasPrefix("llm:") else { return try make(spec: spec) }
-        let ref = String(spec.dropFirst(4))
-        guard !ref.isEmpty else { throw JudgeSpecError(spec: spec, "give a checkpoint name or path after 'llm:'") }
+        let wording: LLMJudge.Wording
+        if spec.hasPrefix("llm:") { wording = .served } else if spec.hasPrefix("llm-rubric:") { wording = .rubric }
+        else { return try make(spec: spec) }
+        let ref = String(spec.dropFirst(wording.prefix.count))
+        guard !ref.isEmpty else { throw JudgeSpecError(spec: spec, "give a checkpoint name or path after '\(wording.prefix)'") }
         let fm = FileManager.default
         var candidates: [String] = []
         if let p = modelFor[ref] { candidates.append(p) }
@@ -64,6 +66,6 @@ extension Judges {
             name = url.pathExtension.lowercased() == "gguf" ? url.deletingPathExtension().lastPathComponent : url.lastPathComponent
         }
         let model = try ChatModel(path: path)
-        return try LLMJudge(model: model, checkpoint: name)
+        return try LLMJudge(model: model, checkpoint: name, wording: wording)
     }
 }

@@ -32,7 +32,10 @@ public struct LabelsJudge: Judge {
 
     public static let maxBytes = 256 << 20
 
-    public init(name: String, file: String, columns: Columns, map: [String: VerdictLabel]? = nil) throws {
+    /// `refusalValues`: when given, a verdict cell equal to one of them (trimmed, case-insensitive) is
+    /// REFUSAL and any other non-empty cell NON-REFUSAL (a study's `[[judges.labels]] refusal_values`);
+    /// it takes precedence over `map`.
+    public init(name: String, file: String, columns: Columns, map: [String: VerdictLabel]? = nil, refusalValues: [String]? = nil) throws {
         self.name = name; self.file = file; self.columns = columns
         let text = try BoundedText.readString(file, what: "labels file", maxFileBytes: Self.maxBytes)
         let rows = try CSV.parse(text, file: file)
@@ -56,6 +59,7 @@ public struct LabelsJudge: Judge {
             lowerMap = [:]
             for (k, v) in map { lowerMap![k.trimmingCharacters(in: .whitespaces).lowercased()] = v }
         }
+        let refusalSet = refusalValues.map { Set($0.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }) }
         var out: [Key: Verdict] = [:]
         var order: [(key: Key, label: String)] = []
         var seen = Set<Key>()
@@ -73,7 +77,8 @@ public struct LabelsJudge: Judge {
             order.append((key, labelCol.map { row.fields[$0] } ?? ""))
             if raw.isEmpty { continue }
             let label: VerdictLabel?
-            if let lowerMap { label = lowerMap[raw.lowercased()] } else { label = VerdictLabel(lenient: raw) }
+            if let refusal = refusalSet { label = refusal.contains(raw.lowercased()) ? .refusal : .nonRefusal }
+            else if let lowerMap { label = lowerMap[raw.lowercased()] } else { label = VerdictLabel(lenient: raw) }
             guard let label else {
                 throw InputError(file: file, line: row.line, key: columns.verdict,
                                  "'\(raw)' is not mapped to a verdict; add it to the value map (map=\(raw):REFUSAL or map=\(raw):NON-REFUSAL)")

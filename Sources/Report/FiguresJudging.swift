@@ -32,9 +32,9 @@ public struct RefusalCounts: Sendable {
     }
 
     static func interval(refused: Int, total: Int, replicates: Int, seed: UInt64, level: Double) -> (Double, Double) {
-        guard total > 0, replicates > 0 else { return (.nan, .nan) }
-        let v: [VerdictLabel?] = Array(repeating: .refusal, count: refused) + Array(repeating: .nonRefusal, count: total - refused)
-        let ci = Agreement.bootstrapRefusalRate(v, replicates: replicates, seed: seed, level: level)
+        // Wilson score interval (not a percentile bootstrap, which is [0, 0] at 0 refusals).
+        guard total > 0 else { return (.nan, .nan) }
+        let ci = Agreement.wilson(successes: refused, n: total, level: level)
         return (ci.lower, ci.upper)
     }
 
@@ -156,9 +156,11 @@ public struct SelfJudgmentData: Sendable {
     public init(rows: [Row]) { self.rows = rows }
 
     public static func from(_ s: [SelfJudgmentEntry], replicates: Int = 1000, seed: UInt64 = 20251002, level: Double = 0.95) -> SelfJudgmentData {
-        let systems = orderedUnique(s.map(\.system))
+        // One bar per (system, question wording); the wording is part of the label.
+        let key = { (e: SelfJudgmentEntry) in e.question.isEmpty ? e.system : "\(e.system) [\(e.question)]" }
+        let systems = orderedUnique(s.map(key))
         return SelfJudgmentData(rows: systems.map { sys in
-            let items = s.filter { $0.system == sys }
+            let items = s.filter { key($0) == sys }
             let a = items.map(\.selfVerdict), b = items.map(\.referenceVerdict)
             let pc = try? Agreement.pairCounts(a, b)
             let ci = try? Agreement.bootstrapAgreement(a, b, replicates: replicates, seed: seed, level: level)

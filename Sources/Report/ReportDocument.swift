@@ -229,7 +229,7 @@ extension StudyReport {
                 [p.judgeA, p.judgeB, "\(p.n)", "\(pct0(p.agreement.estimate)) [\(pct0(p.agreement.lower, sign: false))–\(pct0(p.agreement.upper, sign: false))]",
                  "\(f3(p.kappa.estimate)) [\(f3(p.kappa.lower))–\(f3(p.kappa.upper))]", f3(q.pearson)]
             }
-            try flow.table(header: ["Judge A", "Judge B", "n", "Agreement [CI]", "Cohen's κ [CI]", "Pearson (groups)"], rows: rows,
+            try flow.table(header: ["Judge A", "Judge B", "n", "Agreement [CI]", "Cohen's κ [CI]", "Pearson (refusal counts)"], rows: rows,
                            widths: [0.2, 0.2, 0.07, 0.18, 0.22, 0.13], font: Font(size: 7.5),
                            alignments: [.left, .left, .right, .right, .right, .right])
             try flow.paragraph("Fleiss' κ over the \(rep.fleiss.items) items every judge judged: \(f3(rep.fleiss.kappa)); Krippendorff's α (nominal): \(f3(rep.krippendorffAlpha)).", font: Font(size: 8.5))

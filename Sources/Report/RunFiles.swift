@@ -137,12 +137,15 @@ public enum SimilarityFile {
 
 // MARK: - Judging files
 
-/// One line of `<run>/self_judgment.csv`: system,item_id,label,self_verdict,reference_verdict.
+/// One line of `<run>/self_judgment.csv`: system,question,item_id,label,self_verdict,reference_verdict
+/// (`question`, the self-judgment wording, may be absent in older files).
 public struct SelfJudgmentEntry: Sendable, Equatable {
     public var system: String, itemID: String, label: String
     public var selfVerdict: VerdictLabel?, referenceVerdict: VerdictLabel?
-    public init(system: String, itemID: String, label: String, selfVerdict: VerdictLabel?, referenceVerdict: VerdictLabel?) {
+    public var question: String = ""
+    public init(system: String, itemID: String, label: String, selfVerdict: VerdictLabel?, referenceVerdict: VerdictLabel?, question: String = "") {
         self.system = system; self.itemID = itemID; self.label = label; self.selfVerdict = selfVerdict; self.referenceVerdict = referenceVerdict
+        self.question = question
     }
 
     public static func load(_ path: String) throws -> [SelfJudgmentEntry] {
@@ -157,7 +160,8 @@ public struct SelfJudgmentEntry: Sendable, Equatable {
                 return x
             }
             return SelfJudgmentEntry(system: t.field(r, "system"), itemID: t.field(r, "item_id"), label: t.field(r, "label"),
-                                selfVerdict: try v("self_verdict"), referenceVerdict: try v("reference_verdict"))
+                                selfVerdict: try v("self_verdict"), referenceVerdict: try v("reference_verdict"),
+                                question: t.field(r, "question"))
         }
     }
 }

@@ -217,7 +217,7 @@ public enum StudyReport {
             let depths: [Double] = cks.count <= 4 && refLayers > 0 ? (1...refLayers).map { Double($0) / Double(refLayers) } : [0.25, 0.5, 0.75, 1.0]
             let cka = CrossCheckpointData.from(sim, metric: "cka", method: "-", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
             if !cka.panels.isEmpty {
-                out.append(StudyFigure(name: "cross_checkpoint_cka", caption: "Linear CKA between the test-prompt activations of every pair of checkpoints at matched relative depth (token position \(pos)); 1 = the same geometry up to rotation and scale.", figure: AnalysisFigures.crossCheckpoint(cka)))
+                out.append(StudyFigure(name: "cross_checkpoint_cka", caption: "Linear CKA between the test-prompt activations of every pair of checkpoints at matched relative depth (token position \(pos)); 1 = the same geometry up to rotation and scale. Linear CKA is biased upward when there are fewer prompts than dimensions; similarity.csv also has the debiased estimate (cka_debiased) and its value with the prompts' pairing shuffled (cka_debiased_permuted_mean, _p95).", figure: AnalysisFigures.crossCheckpoint(cka)))
             }
             let cos = CrossCheckpointData.from(sim, metric: "cosine", method: "mean-diff", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
             if !cos.panels.isEmpty {

@@ -68,7 +68,7 @@ public struct SystemName: Sendable, Hashable, CustomStringConvertible {
             let spec = String(s[r.upperBound...])
             // <method>-L<layer>[-p<position>]-a<alpha>; the method may itself contain '-', the position is
             // negative for positions counted from the end (as `ablab` writes them: "-p-1").
-            if !base.isEmpty, let m = spec.wholeMatch(of: /(.+)-L(\d+)(?:-p(-?\d+))?-a([0-9.eE+\-]+)/),
+            if !base.isEmpty, let m = spec.wholeMatch(of: /(.+)-L(\d+)(?:-p(-?\d+))?-a([0-9.eE+\-]+?)(?:-study)?(?:-fallback)?/),
                let layer = Int(m.output.2), let alpha = Double(m.output.4) {
                 var n = SystemName(checkpoint: base, abliteration: Abliteration(method: String(m.output.1), layer: layer, alpha: alpha))
                 n.raw = s

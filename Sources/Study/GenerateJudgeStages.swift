@@ -9,19 +9,39 @@ extension Pipeline {
     /// The test prompts answered by every system: the first `harmful` harmful and `harmless` harmless
     /// test prompts, in file order.
     func generationPrompts() throws -> [Prompt] {
-        let all = try studyPrompts().filter { $0.split == "test" }
+        let all = try promptRoles().test
         let harmful = all.filter { $0.label == "harmful" }.prefix(spec.harmfulTest)
         let harmless = all.filter { $0.label == "harmless" }.prefix(spec.harmlessTest)
         return Array(harmful) + Array(harmless)
     }
 
+    /// The edit scheme of `[abliteration] edit` (with `skip_begin` / `skip_end` for the study's).
+    var editScheme: EditScheme {
+        spec.edit == "study" ? EditScheme(kind: .study, skipBegin: spec.skipBegin, skipEnd: spec.skipEnd) : .arditi
+    }
+
     /// The abliteration of a checkpoint at one α: the study's layer (or the analysis' best candidate).
+    /// A layer kept although no candidate passed the selection's filters is marked `fallback` (system name,
+    /// manifest); with `select_required = true` it is an error instead.
     func abliterationSettings(_ c: CheckpointSpec) throws -> [AbliterationSetting] {
         let method = Abliteration.DirectionMethod(rawValue: spec.method) ?? .meanDiff
         var layer = spec.layer
+        var fallback = false
         if layer == nil {
             if spec.selectTop > 0 {
-                layer = try selectCandidate(c)
+                let chosen = try selectCandidate(c)
+                layer = chosen.layer
+                fallback = chosen.fallback
+                if fallback {
+                    let msg = "layer \(chosen.layer): no candidate passed the selection filters (see analysis/selection-\(SafeFiles.sanitize(c.name)).csv)"
+                    if spec.selectRequired {
+                        throw StudyError(file: studyFile, line: nil, key: "abliteration.select_required",
+                                         message: "\(c.name): \(msg); fix [abliteration] layer by hand or set select_required = false")
+                    }
+                    manifest.settings["fallback:" + c.name] = msg
+                } else {
+                    manifest.settings.removeValue(forKey: "fallback:" + c.name)
+                }
             } else {
                 let best = try AnalysisFile.bestCandidate(run: run, checkpoint: c.name, position: spec.position,
                                                           method: Analysis.DirectionMethod(rawValue: spec.method))
@@ -29,44 +49,51 @@ extension Pipeline {
                 log.info("[generate] \(c.name): automatic candidate layer \(best.layer), position \(best.position), \(best.method.rawValue)")
             }
         }
-        return spec.alphas.map { AbliterationSetting(checkpoint: c.name, method: method, layer: layer!, position: spec.position, alpha: $0) }
+        return spec.alphas.map { AbliterationSetting(checkpoint: c.name, method: method, layer: layer!, position: spec.position, alpha: $0,
+                                                     edit: editScheme, fallback: fallback) }
     }
 
     /// The model-based choice among the checkpoint's best `select_top` cache candidates (at the study's
-    /// position and method): Arditi et al.'s bypass / induce / KL scores on `select_prompts` train prompts
-    /// of each label that the directions were not fit on (never test prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
+    /// position and method): Arditi et al.'s bypass / induce / KL scores on `select_prompts` validation
+    /// prompts of each label (never test prompts, never fit prompts), written to `<run>/analysis/selection-<checkpoint>.csv`.
     /// The lowest bypass score among candidates with KL ≤ 0.1, an induce score above the midpoint of the
     /// unablated harmful and harmless refusal scores, and a layer outside the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
-    /// Returns the chosen layer.
-    func selectCandidate(_ c: CheckpointSpec) throws -> Int {
+    /// Returns the chosen layer and whether it is the fallback.
+    func selectCandidate(_ c: CheckpointSpec) throws -> (layer: Int, fallback: Bool) {
         let method = Analysis.DirectionMethod(rawValue: spec.method) ?? .meanDiff
         let ranked = try AnalysisFile.rankedCandidates(run: run, checkpoint: c.name, position: spec.position, method: method)
         guard !ranked.isEmpty else {
             throw AnalysisError(site: run + "/analysis/candidates.csv", "no eligible candidate for '\(c.name)' at position \(spec.position); fix [abliteration] layer by hand")
         }
         let top = Array(ranked.prefix(spec.selectTop))
-        // Validation prompts: train prompts the directions were not fit on (beyond train_per_class) when
-        // there are enough, else the last train prompts (in-sample for the direction, never test).
-        let fitted = Set(try studyPrompts().filter { $0.split == "train" }.map(\.id))
+        // Validation prompts only: never a test prompt, never a prompt the directions were fit on
+        // (see PromptRoles); with `validation_per_class = 0`, the fit prompts (in-sample), said in the log.
         // Prompts beyond the context are an error (or left out with skip_too_long) before the model scores them.
         let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
-        let train = try PromptFile.load(spec.promptFiles, splits: ["train"]).filter { p in
-            guard case .failure(let e) = encoder.encodeChecked(p, remedy: "or set [record] skip_too_long = true in \(studyFile) to leave it out") else { return true }
-            if !spec.skipTooLong { throw e }
-            log.warning("[select] \(c.name): skipped (too long for the context): \(e.description)")
+        let fits: (Prompt) throws -> Bool = { p in
+            guard case .failure(let e) = encoder.encodeChecked(p, remedy: "or set [record] skip_too_long = true in \(self.studyFile) to leave it out") else { return true }
+            if !self.spec.skipTooLong { throw e }
+            self.log.warning("[select] \(c.name): skipped (too long for the context): \(e.description)")
             return false
         }
+        let allRoles = try promptRoles()
+        let roles = (validation: try allRoles.validation.filter(fits), fit: try allRoles.fit.filter(fits))
         func pick(_ label: String) -> [String] {
-            let unused = train.filter { $0.label == label && !fitted.contains($0.id) }
-            if unused.count >= spec.selectPrompts { return unused.suffix(spec.selectPrompts).map(\.text) }
-            log.info("[select] \(c.name): fewer than \(spec.selectPrompts) unused \(label) train prompts; scoring on the last fitted ones")
-            return train.filter { $0.label == label }.suffix(spec.selectPrompts).map(\.text)
+            let v = roles.validation.filter { $0.label == label }
+            if !v.isEmpty {
+                if v.count < spec.selectPrompts {
+                    log.info("[select] \(c.name): \(v.count) \(label) validation prompts (select_prompts = \(spec.selectPrompts)); scoring on those")
+                }
+                return v.prefix(spec.selectPrompts).map(\.text)
+            }
+            log.warning("[select] \(c.name): no \(label) validation prompts ([prompts] validation_per_class = 0); scoring on the last fit prompts (in-sample)")
+            return roles.fit.filter { $0.label == label }.suffix(spec.selectPrompts).map(\.text)
         }
         let harmful = pick("harmful"), harmless = pick("harmless")
         let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
         let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
                      "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
-                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": promptSetSHA256Local(train) + ":" + String(fitted.count), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
+                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": SHA256.hex(Data((harmful + ["\u{1E}"] + harmless).joined(separator: "\u{1F}").utf8)), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
         try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
             let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
             let cands = try top.map { t in
@@ -119,7 +146,7 @@ extension Pipeline {
               let layer = Int(row.fields[cl]) else {
             throw AnalysisError(site: out, "no chosen candidate in the selection file; delete it and run again")
         }
-        return layer
+        return (layer, row.fields[cc] == "fallback")
     }
 
     /// Select: the model-based choice of each selected checkpoint's direction layer (when the study's
@@ -164,7 +191,8 @@ extension Pipeline {
                 let out = GenerationRun.path(run: run, system: name)
                 var parts = ["model": try fileHash(c.model), "prompts": promptSetSHA256Local(studyPrompts),
                              "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
-                             "name": name]
+                             "name": name,
+                             "edit": "\(editScheme.kind.rawValue):\(editScheme.skipBegin):\(editScheme.skipEnd)"]
                 if setting != nil { parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? "" }
                 if spec.skipTooLong { parts["skip_too_long"] = "true" }
                 try stage("generate:\(name)", fingerprint: fingerprint(parts), outputs: [out]) {
@@ -202,6 +230,36 @@ extension Pipeline {
                     return [out]
                 }
             }
+            if spec.exportWeights { try exportStage(c, settings: settings) }
+        }
+    }
+
+    /// `export_weights`: each abliterated system's weights orthogonalized (the same edit as its
+    /// inference-time ablation, `Orthogonalization.export`) → `<run>/models/<system>.gguf`. GGUF
+    /// checkpoints only; a Hugging Face folder is skipped with a warning.
+    func exportStage(_ c: CheckpointSpec, settings: [AbliterationSetting]) throws {
+        guard c.model.lowercased().hasSuffix(".gguf") else {
+            log.warning("[export] \(c.name): export_weights writes GGUF files from GGUF checkpoints; \(c.model) is not one, skipped")
+            return
+        }
+        let outputs = settings.map { run + "/models/" + $0.fileName + ".gguf" }
+        let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
+                     "settings": settings.map(\.systemName).joined(separator: ","),
+                     "edit": "\(editScheme.kind.rawValue):\(editScheme.skipBegin):\(editScheme.skipEnd)"]
+        try stage("export:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
+            try SafeFiles.createDirectory(run + "/models")
+            for (s, out) in zip(settings, outputs) {
+                let dir = try AnalysisFile.direction(run: run, checkpoint: c.name,
+                                                     method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
+                                                     layer: s.layer, position: s.position)
+                log.info("[export] \(s.systemName) → \(out)")
+                let tmp = out + ".partial"
+                try Orthogonalization.export(source: c.model, direction: dir, alpha: Float(s.alpha), setting: s, type: .f32, to: tmp)
+                if rename(tmp, out) != 0 {
+                    throw IOError(path: out, "cannot move the exported model into place: \(String(cString: strerror(errno)))")
+                }
+            }
+            return outputs
         }
     }
 
@@ -244,6 +302,7 @@ extension Pipeline {
             if let only, !only.contains(f) { continue }
             var parts: [String: String] = ["judges": spec.judges.joined(separator: ","), "gen": try SHA256.hex(file: dir + "/" + f)]
             for h in spec.httpJudges where spec.judges.contains("http:" + h.name) { parts["http:" + h.name] = h.model + " " + h.baseURL }
+            for (k, v) in try judgeInputs() { parts[k] = v }
             try stage("judge:\(base)", fingerprint: fingerprint(parts), outputs: [part]) {
                 let items = try readGenerations(dir + "/" + f).map {
                     JudgeItem(itemID: $0.id, system: $0.system, label: $0.label, prompt: $0.prompt, response: $0.response)
@@ -281,6 +340,7 @@ extension Pipeline {
         var parts: [String: String] = ["judges": spec.judges.joined(separator: ",")]
         for p in partPaths { parts["part:" + (p as NSString).lastPathComponent] = try SHA256.hex(file: p) }
         for h in spec.httpJudges where spec.judges.contains("http:" + h.name) { parts["http:" + h.name] = h.model + " " + h.baseURL }
+        for (k, v) in try judgeInputs() { parts[k] = v }
         let out = run + "/judgments.csv"
         try stage("judge", fingerprint: fingerprint(parts), outputs: [out]) {
             let byPart = try partPaths.map { try JudgmentsFile.read($0) }
@@ -291,11 +351,32 @@ extension Pipeline {
         }
     }
 
+    /// Every input of the study's judges beyond their names: pattern lists, label tables and their files,
+    /// judge models (so that an edit re-judges).
+    func judgeInputs() throws -> [String: String] {
+        var parts: [String: String] = [:]
+        for name in spec.judges {
+            if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
+                parts["judge:" + name] = (p.regex ? "regex\u{1}" : "literal\u{1}") + p.patterns.joined(separator: "\u{1}")
+            } else if name.hasPrefix("labels:"), let l = spec.labelJudges.first(where: { "labels:" + $0.name == name }) {
+                parts["judge:" + name] = [l.file, l.idColumn, l.systemColumn ?? "", l.verdictColumn, l.refusalValues.joined(separator: "\u{2}"),
+                                          (try? fileHash(l.file)) ?? "missing"].joined(separator: "\u{1}")
+            } else if name.hasPrefix("llm:") || name.hasPrefix("llm-rubric:") {
+                let ckpt = String(name.drop(while: { $0 != ":" }).dropFirst())
+                let path = spec.checkpoints.first(where: { $0.name == ckpt })?.model ?? ckpt
+                parts["judge:" + name] = (try? fileHash(path)) ?? "missing"
+            }
+        }
+        return parts
+    }
+
     /// The judge named `name` in `[judges] use` (nil when this build has no LLM judge), built once per run.
+    /// `pattern:<name>`, `labels:<name>` and `http:<name>` come from their `[[judges.patterns]]` /
+    /// `[[judges.labels]]` / `[[judges.http]]` tables; `llm:` / `llm-rubric:` load the judge model.
     func judge(named name: String) throws -> (any Judge)? {
         if let j = judgeCache[name] { return j }
         let judge: any Judge
-        if name.hasPrefix("llm:") {
+        if name.hasPrefix("llm:") || name.hasPrefix("llm-rubric:") {
             guard let make = StageRegistry.llmJudge else {
                 log.warning("[judge] \(name): no LLM judge in this build; skipped")
                 return nil
@@ -309,6 +390,15 @@ extension Pipeline {
             judge = try HTTPJudge(spec: h, journalDirectory: run + "/judge-http")
         } else if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
             judge = try PatternJudge(name: name, patterns: p.patterns.map { p.regex ? .regex($0) : .literal($0) })
+        } else if name.hasPrefix("labels:"), !name.contains(";") {
+            guard let l = spec.labelJudges.first(where: { "labels:" + $0.name == name }) else {
+                throw StudyError(file: studyFile, line: nil, key: "judges.use",
+                                 message: "judge '\(name)' has no [[judges.labels]] table with name = \"\(name.dropFirst("labels:".count))\"")
+            }
+            judge = try LabelsJudge(name: name, file: l.file,
+                                    columns: LabelsJudge.Columns(item: l.idColumn.split(separator: "+").map(String.init),
+                                                                 system: l.systemColumn, verdict: l.verdictColumn),
+                                    refusalValues: l.refusalValues)
         } else {
             judge = try Judges.make(spec: name)
         }

@@ -78,27 +78,30 @@ public final class Pipeline {
         self.manifest = Manifest.load(run: spec.out) ?? Manifest()
     }
 
-    /// The prompts of the study: train and test splits, trimmed per class when asked.
-    public func studyPrompts() throws -> [Prompt] {
+    /// The study's prompts in their three roles (see `PromptRoles`). A prompt with two roles (by id or
+    /// text) is an error: no test prompt may take part in a choice.
+    public func promptRoles() throws -> PromptRoles {
         guard !spec.promptFiles.isEmpty else {
             throw StudyError(file: studyFile, line: nil, key: "prompts.files", message: "no prompt files: add files = [\"harmful.jsonl\", \"harmless.jsonl\"]")
         }
-        let all = try PromptFile.load(spec.promptFiles, splits: ["train", "test"])
-        var out: [Prompt] = []
-        for split in ["train", "test"] {
-            let limit = split == "train" ? spec.trainPerClass : spec.testPerClass
-            var perLabel: [String: Int] = [:]
-            for p in all where p.split == split {
-                let n = perLabel[p.label, default: 0]
-                if let limit, n >= limit { continue }
-                perLabel[p.label] = n + 1
-                out.append(p)
-            }
-        }
-        if out.isEmpty {
+        let all = try PromptFile.load(spec.promptFiles, splits: ["train", "test", "extra"])
+        let roles = PromptRoles.assign(all, trainPerClass: spec.trainPerClass, testPerClass: spec.testPerClass,
+                                       validationPerClass: spec.validationPerClass)
+        if roles.fit.isEmpty && roles.test.isEmpty {
             throw StudyError(file: studyFile, line: nil, key: "prompts.files", message: "no prompt has split train or test")
         }
-        return out
+        let conflicts = roles.conflicts
+        if !conflicts.isEmpty {
+            let shown = conflicts.prefix(3).joined(separator: "; ") + (conflicts.count > 3 ? "; …" : "")
+            throw StudyError(file: studyFile, line: nil, key: "prompts.files",
+                             message: "\(conflicts.count) prompt(s) play two roles (fit, validation, test): \(shown); fix the 'split' column of the prompt files")
+        }
+        return roles
+    }
+
+    /// The prompts that are recorded: fit (split `train`), validation (split `validation`) and test.
+    public func studyPrompts() throws -> [Prompt] {
+        try promptRoles().all
     }
 
     var systemPrompt: SystemPrompt {
@@ -172,6 +175,14 @@ public final class Pipeline {
         manifest.ablabVersion = AblabVersion.string
         manifest.machine = ProcessInfo.processInfo.hostName.isEmpty ? "" : "\(ProcessInfo.processInfo.activeProcessorCount) cores"
         for f in spec.promptFiles { manifest.promptFiles[f] = try fileHash(f) }
+        if !spec.checkpoints.isEmpty && !spec.promptFiles.isEmpty {
+            let roles = try promptRoles()
+            try SafeFiles.atomicWrite(Data(roles.csv.utf8), to: run + "/prompt_roles.csv")
+            for (label, n) in roles.takenFromFit.sorted(by: { $0.key < $1.key }) {
+                log.info("[prompts] \(label): \(n) validation prompt(s) taken from the end of the fit prompts (too few unused train or extra prompts)")
+            }
+            manifest.settings["prompt_roles"] = "fit \(roles.fit.count), validation \(roles.validation.count), test \(roles.test.count)"
+        }
         for c in spec.checkpoints where spec.paperData == nil || !spec.checkpoints.isEmpty {
             manifest.models[c.name] = try fileHash(c.model)
         }
@@ -193,16 +204,17 @@ public final class Pipeline {
 
 /// Where each stage's implementation lives; stages register in `StageRegistry.implementations`.
 public enum StageRegistry {
-    /// The `llm:<checkpoint>` judge: (pipeline, judge name) → the judge (run in chunks with progress).
+    /// The `llm:<checkpoint>` (or `llm-rubric:<checkpoint>`) judge: (pipeline, judge name) → the judge (run in chunks with progress).
     nonisolated(unsafe) public static var llmJudge: ((Pipeline, String) throws -> any Judge)? = { p, name in
-        let ckpt = String(name.dropFirst("llm:".count))
+        let wording: LLMJudge.Wording = name.hasPrefix("llm-rubric:") ? .rubric : .served
+        let ckpt = String(name.dropFirst(wording.prefix.count))
         let path = p.spec.checkpoints.first(where: { $0.name == ckpt })?.model ?? ckpt
         guard FileManager.default.fileExists(atPath: path) else {
             throw StudyError(file: p.studyFile, line: nil, key: "judges.use",
                              message: "judge '\(name)' names no checkpoint of the study and no model file")
         }
         let model = try ChatModel(path: path, systemPrompt: .modelDefault)
-        return try LLMJudge(model: model, checkpoint: ckpt)
+        return try LLMJudge(model: model, checkpoint: ckpt, wording: wording)
     }
 
     public static let implementations: [Stage: @Sendable (Pipeline) throws -> Void] = [

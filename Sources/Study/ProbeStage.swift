@@ -35,7 +35,9 @@ extension Pipeline {
             if let only, !only.contains(system) { continue }
             let judged = run + "/judgments/" + base + ".csv"
             var parts: [String: String] = ["reference": spec.referenceJudge, "system": spec.systemPrompt.studyValue,
-                                           "question": SelfJudgment.question, "name": system,
+                                           "questions": spec.selfJudgmentQuestions.joined(separator: ","),
+                                           "wording": spec.selfJudgmentQuestions.compactMap { SelfJudgment.Wording(rawValue: $0)?.text }.joined(separator: "\u{1}"),
+                                           "name": system,
                                            "gen": try SHA256.hex(file: GenerationRun.path(run: run, system: system)),
                                            "judgments": (try? SHA256.hex(file: judged)) ?? "", "model": try fileHash(c.model)]
             if setting != nil { parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? "" }
@@ -52,19 +54,22 @@ extension Pipeline {
                     let direction = try AnalysisFile.direction(run: run, checkpoint: ckpt,
                                                                method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
                                                                layer: s.layer, position: s.position)
-                    hooks = try Ablation.hooks(direction: direction, alpha: Float(s.alpha), nLayers: m.config.nLayers)
+                    hooks = try Ablation.hooks(direction: direction, alpha: Float(s.alpha), nLayers: m.config.nLayers,
+                                               scheme: s.edit == nil ? .arditi : editScheme)
                 }
-                let bar = AblabCore.Progress("probe \(system)", total: lines.count, unit: "answers", enabled: options.showProgress)
                 var rows: [SelfJudgmentRow] = []
-                var start = 0
-                while start < lines.count {
-                    let chunk = Array(lines[start..<min(lines.count, start + 32)])
-                    rows += try SelfJudgment.probe(model: m, items: chunk.map(\.item), hooks: hooks,
-                                                   referenceJudge: spec.referenceJudge, reference: ref[system] ?? [:])
-                    bar.advance(by: chunk.count)
-                    start += chunk.count
+                for wording in spec.selfJudgmentQuestions.compactMap({ SelfJudgment.Wording(rawValue: $0) }) {
+                    let bar = AblabCore.Progress("probe \(system) (\(wording.rawValue))", total: lines.count, unit: "answers", enabled: options.showProgress)
+                    var start = 0
+                    while start < lines.count {
+                        let chunk = Array(lines[start..<min(lines.count, start + 32)])
+                        rows += try SelfJudgment.probe(model: m, items: chunk.map(\.item), hooks: hooks, wording: wording,
+                                                       referenceJudge: spec.referenceJudge, reference: ref[system] ?? [:])
+                        bar.advance(by: chunk.count)
+                        start += chunk.count
+                    }
+                    bar.finish()
                 }
-                bar.finish()
                 try SafeFiles.atomicWrite(Data(SelfJudgment.format(rows).utf8), to: part)
                 return [part]
             }
@@ -77,8 +82,9 @@ extension Pipeline {
             let rows = try partPaths.flatMap { try Self.readSelfJudgmentPart($0) }
             let summary = try SelfJudgment.write(rows, run: run)
             for s in summary {
-                log.info("[probe] \(s.system): n=\(s.n) accuracy=\(String(format: "%.3f", s.accuracy)) kappa=\(String(format: "%.3f", s.kappa))")
+                log.info("[probe] \(s.system), question '\(s.question.rawValue)': n=\(s.n) accuracy=\(String(format: "%.3f", s.accuracy)) kappa=\(String(format: "%.3f", s.kappa))")
             }
+            for w in SelfJudgment.constantWarnings(summary, rows: rows) { log.warning("[probe] \(w)") }
             return outputs
         }
     }
@@ -101,12 +107,15 @@ extension Pipeline {
                 return v
             }
             var score: Double?
-            if !f[4].isEmpty {
-                guard let x = Double(f[4]) else { throw InputError(file: path, line: r.line, key: "self_score", "'\(f[4])' is not a number") }
+            if !f[5].isEmpty {
+                guard let x = Double(f[5]) else { throw InputError(file: path, line: r.line, key: "self_score", "'\(f[5])' is not a number") }
                 score = x
             }
-            return SelfJudgmentRow(system: f[0], itemID: f[1], label: f[2], selfVerdict: try verdict(f[3], "self_verdict"), selfScore: score,
-                                   referenceJudge: f[5], referenceVerdict: try verdict(f[6], "reference_verdict"))
+            guard let question = SelfJudgment.Wording(rawValue: f[1]) else {
+                throw InputError(file: path, line: r.line, key: "question", "'\(f[1])' is not a self-judgment wording (served, refused)")
+            }
+            return SelfJudgmentRow(system: f[0], itemID: f[2], label: f[3], selfVerdict: try verdict(f[4], "self_verdict"), selfScore: score,
+                                   referenceJudge: f[6], referenceVerdict: try verdict(f[7], "reference_verdict"), question: question)
         }
     }
 }

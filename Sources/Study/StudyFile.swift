@@ -71,6 +71,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var promptFiles: [String]
     public var trainPerClass: Int?          // nil = all train prompts
     public var testPerClass: Int?           // nil = all test prompts
+    public var validationPerClass: Int = 32 // prompts per label every choice is made on (see PromptRoles)
 
     // record
     public var positions: String            // "auto" (template tokens), "-5:", "-1", …
@@ -90,7 +91,11 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var alphas: [Double]             // systems generated per checkpoint besides the original
     public var exportWeights: Bool
     public var selectTop: Int               // cache candidates scored with the model (0 = cache ranking only)
-    public var selectPrompts: Int           // train prompts per label used for that scoring
+    public var selectPrompts: Int           // validation prompts per label used for that scoring
+    public var selectRequired: Bool = false // no candidate passing the filters is an error, not a marked fallback
+    public var edit: String = "arditi"      // arditi | study (see EditScheme)
+    public var skipBegin: Int = 1           // edit = study: first layers left unedited
+    public var skipEnd: Int = 0             // edit = study: last layers left unedited
 
     // generation
     public var harmfulTest: Int
@@ -106,6 +111,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var labelJudges: [LabelJudgeSpec]
     public var referenceJudge: String
     public var selfJudgment: Bool
+    public var selfJudgmentQuestions: [String] = ["served", "refused"] // SelfJudgment.Wording raw values
 
     // paper data (the study's own judge evaluation)
     public var paperData: String?
@@ -157,17 +163,17 @@ public enum StudyFile {
         }
 
         let prompts = try r.table(root, "prompts") ?? TOMLTable()
-        try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class"])
+        try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class", "validation_per_class"])
         let record = try r.table(root, "record") ?? TOMLTable()
         try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress", "skip_too_long"])
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
-        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts"])
+        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required", "edit", "skip_begin", "skip_end"])
         let gen = try r.table(root, "generation") ?? TOMLTable()
         try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
-        try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "patterns", "labels", "http"])
+        try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "self_judgment_question", "patterns", "labels", "http"])
         let report = try r.table(root, "report") ?? TOMLTable()
         try r.allow(report, path: "report", keys: ["figures"])
         let paper = try r.table(root, "paper") ?? TOMLTable()
@@ -225,6 +231,7 @@ public enum StudyFile {
             promptFiles: try r.strings(prompts, "prompts.files") ?? [],
             trainPerClass: try r.int(prompts, "prompts.train_per_class", min: 1),
             testPerClass: try r.int(prompts, "prompts.test_per_class", min: 1),
+            validationPerClass: try r.int(prompts, "prompts.validation_per_class", min: 0) ?? 32,
             positions: try r.string(record, "record.positions") ?? "auto",
             dtype: try r.oneOf(record, "record.dtype", ["float32", "float16"]) ?? "float32",
             hooks: try r.strings(record, "record.hooks") ?? [],
@@ -239,6 +246,10 @@ public enum StudyFile {
             exportWeights: try r.bool(abl, "abliteration.export_weights") ?? false,
             selectTop: try r.int(abl, "abliteration.select_top", min: 0) ?? 5,
             selectPrompts: try r.int(abl, "abliteration.select_prompts", min: 1) ?? 32,
+            selectRequired: try r.bool(abl, "abliteration.select_required") ?? false,
+            edit: try r.oneOf(abl, "abliteration.edit", ["arditi", "study"]) ?? "arditi",
+            skipBegin: try r.int(abl, "abliteration.skip_begin", min: 0) ?? 1,
+            skipEnd: try r.int(abl, "abliteration.skip_end", min: 0) ?? 0,
             harmfulTest: try r.int(gen, "generation.harmful", min: 0) ?? 50,
             harmlessTest: try r.int(gen, "generation.harmless", min: 0) ?? 50,
             maxNewTokens: try r.int(gen, "generation.max_new_tokens", min: 1) ?? 256,
@@ -255,7 +266,17 @@ public enum StudyFile {
             throw r.error("judges.use", "judge '\(j)' has no [[judges.http]] table with name = \"\(j.dropFirst(5))\"")
         }
         if spec.positions.isEmpty { throw r.error("record.positions", "must not be empty (e.g. \"-5:\")") }
-        return spec
+        var spec2 = spec
+        if let v = judges["self_judgment_question"] {
+            let qs: [String]
+            if let one = v.string { qs = [one] } else { qs = try r.strings(judges, "judges.self_judgment_question") ?? [] }
+            guard !qs.isEmpty else { throw r.error("judges.self_judgment_question", "name at least one wording: \"served\" or \"refused\"") }
+            for q in qs where !["served", "refused"].contains(q) {
+                throw r.error("judges.self_judgment_question", "must be \"served\", \"refused\" or a list of them; got '\(q)'")
+            }
+            spec2.selfJudgmentQuestions = qs
+        }
+        return spec2
     }
 
     /// Typed access with errors that carry the key's line.

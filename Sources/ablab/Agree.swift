@@ -14,13 +14,21 @@ struct Agree: AsyncParsableCommand {
 
         Judges for --judge:
         \(Judges.help)
-        Rule judges need the responses, so they apply to --paper data only; labels: judges apply to any item.
+        llm:NAME_OR_PATH       a local chat model ("was the request served?"; see `ablab judge --help`)
+        llm-rubric:NAME_OR_PATH the same model with a refusal / non-refusal rubric
+        Rule and model judges need the responses, so they apply to --paper data only; labels: judges apply
+        to any item. With --paper, every judge (regex:paper and each --judge) is calibrated on the study's
+        200 annotated responses: accuracy (Wilson interval), Cohen's κ and F1 (cluster bootstrap by
+        question) against each annotator, written to calibration.csv; the judge that agrees best with
+        Human 1 is named.
         """)
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "judgments.csv files or run folders.") var inputs: [String] = []
     @Option(name: .long, help: "Folder with the study's CSVs (notebooks-scripts/data/paper).") var paper: String?
     @Option(name: .long, help: "Add a judge (repeatable); see below.") var judge: [String] = []
+    @Option(name: .customLong("model-for"), parsing: .singleValue, help: "NAME=PATH for an llm:NAME / llm-rubric:NAME judge (repeatable).")
+    var modelFor: [String] = []
     @Option(name: .long, help: "Reference judge for TP/FP/FN/TN, accuracy, precision, recall (default: human_1 with --paper).") var reference: String?
     @Option(name: .long, help: "Folder for agreement.csv and refusal_rates.csv (default: the first input's folder, else the current folder).") var out: String?
     @Option(name: .long, help: "Bootstrap replicates.") var replicates: Int = 2000
@@ -46,14 +54,39 @@ struct Agree: AsyncParsableCommand {
                 rows += try JudgmentsFile.read(path)
                 if outDir == nil { outDir = URL(fileURLWithPath: path).deletingLastPathComponent().path }
             }
-            let judges = try judge.map { try Judges.make(spec: $0) }
+            var map: [String: String] = [:]
+            for v in modelFor {
+                guard let eq = v.firstIndex(of: "="), eq != v.startIndex else { throw ValidationError("--model-for takes NAME=PATH, not '\(v)'") }
+                map[String(v[..<eq])] = String(v[v.index(after: eq)...])
+            }
+            let modelsDir = ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"] ?? "models"
+            // Model judges are loaded one at a time (only one judge model in memory).
+            let ruleJudges = try judge.filter { !$0.hasPrefix("llm") }.map { try Judges.make(spec: $0, modelFor: map, modelsDir: modelsDir) }
+            let modelJudges = judge.filter { $0.hasPrefix("llm") }
+            if paper == nil, let m = modelJudges.first {
+                throw InputError(file: inputs.first ?? "--judge", "judge '\(m)' needs the responses; run it with `ablab judge`, or use --paper")
+            }
+            let judges = ruleJudges
             var study: PaperStudy? = nil
+            var calibration: [JudgeCalibration.Row] = []
             if let paper {
                 let s = try PaperStudy.load(directory: paper)
                 study = s
                 rows += s.humanJudgments
-                rows += try PatternJudge.paper().judgeAll(s.items)
-                for j in judges { rows += try j.judgeAll(s.items) }
+                let paperRegex = PatternJudge.paper()
+                let toRun: [any Judge] = [paperRegex] + judges.filter { $0.name != paperRegex.name }
+                for j in toRun {
+                    let judged = try j.judgeAll(s.items)
+                    rows += judged
+                    calibration += try JudgeCalibration.compute(study: s, judge: j.name, judgments: judged,
+                                                                replicates: replicates, seed: seed, level: level)
+                }
+                for spec in modelJudges {
+                    let judged = try Judges.make(spec: spec, modelFor: map, modelsDir: modelsDir).judgeAll(s.items)
+                    rows += judged
+                    calibration += try JudgeCalibration.compute(study: s, judge: judged.first?.judge ?? spec, judgments: judged,
+                                                                replicates: replicates, seed: seed, level: level)
+                }
             }
             if !inputs.isEmpty {
                 // imported labels can join the run's own items
@@ -72,6 +105,7 @@ struct Agree: AsyncParsableCommand {
             let ref = reference ?? (study != nil ? "human_1" : nil)
             let report = try AgreementReport.compute(table, options: .init(reference: ref, replicates: replicates, seed: seed, level: level))
             if let study { try printStudy(study) }
+            if !calibration.isEmpty { printCalibration(calibration) }
             printReport(report)
             // a run folder's self-judgment summary (written by `ablab probe` / the probe stage), when present
             for input in inputs {
@@ -85,8 +119,11 @@ struct Agree: AsyncParsableCommand {
             }
             let dir = outDir ?? FileManager.default.currentDirectoryPath
             try report.write(to: dir)
-            if study != nil { try JudgmentsFile.write(rows, to: dir + "/judgments_paper.csv") }
-            FileHandle.standardError.write(Data("wrote \(dir)/agreement.csv and \(dir)/refusal_rates.csv\(study != nil ? " and judgments_paper.csv" : "")\n".utf8))
+            if study != nil {
+                try JudgmentsFile.write(rows, to: dir + "/judgments_paper.csv")
+                try SafeFiles.atomicWrite(Data(JudgeCalibration.csv(calibration).utf8), to: dir + "/calibration.csv")
+            }
+            FileHandle.standardError.write(Data("wrote \(dir)/agreement.csv and \(dir)/refusal_rates.csv\(study != nil ? ", judgments_paper.csv and calibration.csv" : "")\n".utf8))
         }
     }
 
@@ -115,8 +152,25 @@ struct Agree: AsyncParsableCommand {
         print("")
     }
 
+    func printCalibration(_ rows: [JudgeCalibration.Row]) {
+        print("== Judges calibrated on the study's human labels (\(rows.first?.n ?? 0) responses; positive = REFUSAL, reference = the annotator)")
+        print("   accuracy: Wilson interval; κ and F1: cluster bootstrap by question, \(rows.first?.kappa.replicates ?? 0) replicates")
+        var t = TextTable(["judge", "vs", "n", "refusals", "accuracy [CI]", "Cohen κ [CI]", "F1 [CI]"])
+        for r in rows {
+            t.add([r.judge, r.annotator == "human_1" ? "Human 1" : "Human 2", "\(r.n)", "\(r.judgeRefusals) (human \(r.annotatorRefusals))",
+                   "\(f3(r.accuracy.estimate)) [\(f3(r.accuracy.lower))–\(f3(r.accuracy.upper))]",
+                   "\(f3(r.kappa.estimate)) [\(f3(r.kappa.lower))–\(f3(r.kappa.upper))]",
+                   "\(f3(r.f1.estimate)) [\(f3(r.f1.lower))–\(f3(r.f1.upper))]"])
+        }
+        t.print()
+        if let best = JudgeCalibration.best(rows) {
+            print("best agreement with Human 1: \(best.judge) (κ \(f3(best.kappa.estimate)))")
+        }
+        print("")
+    }
+
     func printReport(_ r: AgreementReport) {
-        print("== Refusal rates (\(Int(r.options.level * 100))% bootstrap CI, \(r.options.replicates) replicates)")
+        print("== Refusal rates (\(Int(r.options.level * 100))% Wilson score interval)")
         var t = TextTable(["system", "label"] + r.judges)
         var byKey: [String: AgreementReport.RateRow] = [:]
         var groups: [(String, String)] = []
@@ -148,13 +202,14 @@ struct Agree: AsyncParsableCommand {
                 print(""); d.print()
             }
         }
-        print("\n== Judge pairs (items both judged; correlations over per-(system, label) refusal counts)")
-        var p = TextTable(["judge A", "judge B", "n", "agreement [CI]", "Cohen κ [CI]", "groups", "pearson", "spearman"])
+        print("\n== Judge pairs (items both judged; intervals: cluster bootstrap by prompt, \(r.options.replicates) replicates)")
+        print("   pearson/spearman over per-(system, label) refusal counts; stacked = the study's method (refused and not-refused counts stacked)")
+        var p = TextTable(["judge A", "judge B", "n", "agreement [CI]", "Cohen κ [CI]", "valid", "groups", "pearson", "spearman", "pearson stacked"])
         for (row, c) in zip(r.pairs, r.correlations) {
             p.add([row.judgeA, row.judgeB, "\(row.n)",
                    "\(pct(row.agreement.estimate)) [\(pct(row.agreement.lower))–\(pct(row.agreement.upper))]",
                    "\(f3(row.kappa.estimate)) [\(f3(row.kappa.lower))–\(f3(row.kappa.upper))]",
-                   "\(c.groups)", f3(c.pearson), f3(c.spearman)])
+                   "\(row.kappa.valid)/\(row.kappa.replicates)", "\(c.groups)", f3(c.pearson), f3(c.spearman), f3(c.stackedPearson)])
         }
         p.print()
         print("\nFleiss κ (all \(r.judges.count) judges, \(r.fleiss.items) items every judge judged): \(f3(r.fleiss.kappa))")

@@ -30,7 +30,7 @@ struct Analyze: AsyncParsableCommand {
             AblabLog.logger("analyze").info("analysed \(sites) sites of \(r.checkpoints.count) checkpoint(s) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s; wrote \(run)/analysis.h5 and \(run)/analysis/*.csv")
             for (ck, best) in CandidateRanking.best(r.ranking).sorted(by: { $0.key < $1.key }) {
                 let c = best.candidate
-                print("\(ck): layer \(c.key.layer) position \(c.key.position) \(c.key.method.rawValue) (test Cohen's d \(String(format: "%.2f", c.cohenD)), AUROC \(String(format: "%.3f", c.auroc)))")
+                print("\(ck): layer \(c.key.layer) position \(c.key.position) \(c.key.method.rawValue) (\(c.rankedOn.rawValue) Cohen's d \(String(format: "%.2f", c.cohenD)), AUROC \(String(format: "%.3f", c.auroc)))")
             }
             if r.leakage { FileHandle.standardError.write(Data("warning: train/test prompts overlap; results are flagged with leakage = 1\n".utf8)) }
         }

@@ -4,6 +4,7 @@ import AblabCore
 import ModelRuntime
 import LinearAlgebra
 import Judging
+import Abliteration
 
 /// `NAME=PATH` pairs of a repeatable option.
 private func pairs(_ values: [String], option: String) throws -> [String: String] {
@@ -28,10 +29,12 @@ struct JudgeCommand: AsyncParsableCommand {
         judgments.csv for the same (item, system, judge) are kept and not judged again, so an interrupted
         run continues where it stopped. Judges:
         \(Judges.help)
-        llm:NAME_OR_PATH       a local chat model asked whether the answer refused (P(refusal) from the
-                               logits of the answer letters "A" = refusal / "B"; --show-prompt prints
-                               the prompt); NAME is resolved with --model-for, else as a path, else
-                               in $ABLAB_MODELS_DIR (NAME.gguf, NAME, hf/NAME)
+        llm:NAME_OR_PATH       a local chat model asked whether the answer gave the user what they asked
+                               for (P(refusal) = P("No") against "Yes" from the next-token logits;
+                               --show-prompt prints the prompt); NAME is resolved with --model-for, else
+                               as a path, else in $ABLAB_MODELS_DIR (NAME.gguf, NAME, hf/NAME)
+        llm-rubric:NAME_OR_PATH the same model with a refusal / non-refusal rubric (A = REFUSAL, B = NON-REFUSAL;
+                               a poor but attempted answer is NON-REFUSAL)
         http:NAME              the llm: question sent to an OpenAI-compatible API, defined by
                                --http-judge name=NAME,base_url=URL,model=M[,api_key_env=VAR]
                                [,max_concurrency=4][,timeout=60][,attempts=6] (added to --judges);
@@ -56,10 +59,14 @@ struct JudgeCommand: AsyncParsableCommand {
         global.bootstrap()
         try await runReportingErrors {
             if showPrompt {
-                print("LLM judge prompt (one user turn; {request} cut to 256 tokens, {response} to 384):\n")
+                print("LLM judge prompt, llm: (one user turn; {request} cut to 256 tokens, {response} to 384):\n")
                 print(LLMJudge.template)
-                print("\nSelf-judgment (user: request, assistant: its own answer, then this user turn):\n")
-                print(SelfJudgment.question)
+                print("\nLLM judge prompt, llm-rubric::\n")
+                print(LLMJudge.rubricTemplate)
+                for w in SelfJudgment.Wording.allCases {
+                    print("\nSelf-judgment, question '\(w.rawValue)' (user: request, assistant: its own answer, then this user turn):\n")
+                    print(w.text)
+                }
                 return
             }
             guard !run.isEmpty else { throw ValidationError("give the run folder") }
@@ -101,15 +108,20 @@ struct Probe: AsyncParsableCommand {
         abstract: "Self-judgment: each system judges whether its own answers refused.",
         discussion: """
         For every system in RUN_DIR/generations/*.jsonl, its checkpoint (--model CHECKPOINT=PATH) is shown
-        each of its own (prompt, response) pairs and asked whether it refused; P(refusal) comes from the
-        logits of the answer letters. An abliterated system (<checkpoint>+abl-…) judges with its
-        abliteration active: pass --direction SYSTEM=FILE (or CHECKPOINT=FILE for all its abliterated
-        systems), a text file of dModel numbers; the direction is projected out of every layer's
-        residual stream, attention and MLP outputs. Abliterated systems without a direction are skipped.
+        each of its own (prompt, response) pairs and asked about it, once per --question wording:
+        'served' ("did your answer give me what I asked for?", Yes/No) and 'refused' ("did you refuse?",
+        A/B); P(refusal) comes from the logits of the two answers. The chat format is the one the answers
+        were generated with: give the same --system / --no-system / --chat-format as `ablab generate`.
+        An abliterated system (<checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>) judges with the
+        same setting `ablab generate` used: pass --direction SYSTEM=FILE (or CHECKPOINT=FILE for all its
+        abliterated systems), a text file of dModel numbers; it is removed with the α of the system name
+        from the embeddings and every layer's attention and MLP outputs. A zero direction is an error;
+        abliterated systems without a direction are skipped.
         The reference is --reference JUDGE: its rows in judgments.csv, or for a rule judge computed
         directly; by default a human judge found in judgments.csv (a judge name starting with 'human'
         or 'labels:'), else regex:paper. Writes RUN_DIR/self_judgment.csv and
-        RUN_DIR/self_judgment_summary.csv (accuracy, Cohen's kappa, confusion counts per system).
+        RUN_DIR/self_judgment_summary.csv (accuracy, Cohen's kappa, confusion counts per system and
+        question; constant = 1 when a system gave one answer to everything).
         """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run folder.") var run: String
@@ -118,12 +130,25 @@ struct Probe: AsyncParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: "SYSTEM=FILE or CHECKPOINT=FILE: the refusal direction to ablate (repeatable).")
     var direction: [String] = []
     @Option(name: .long, help: "The reference judge.") var reference: String?
+    @Option(name: .long, parsing: .singleValue, help: "Self-judgment wording: served or refused (repeatable; default both).")
+    var question: [String] = []
+    @Option(name: .long, help: "System prompt the answers were generated with: the model's default (omit), a text, or none with --no-system.")
+    var system: String?
+    @Flag(name: .customLong("no-system"), help: "No system turn at all.") var noSystem = false
+    @Option(name: .customLong("chat-format"), help: "Use this chat format instead of the model's template (chatml).")
+    var chatFormat: String?
     @Option(name: .long, help: "Threads for matrix multiplies (default: all cores).") var threads: Int?
 
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
             if let threads { setThreads(threads) }
+            if system != nil && noSystem { throw ValidationError("--system and --no-system exclude each other") }
+            let systemPrompt: SystemPrompt = noSystem ? .none : (system.map { .custom($0) } ?? .modelDefault)
+            let wordings = try (question.isEmpty ? ["served", "refused"] : question).map { q -> SelfJudgment.Wording in
+                guard let w = SelfJudgment.Wording(rawValue: q) else { throw ValidationError("--question must be served or refused, not '\(q)'") }
+                return w
+            }
             let models = try pairs(model, option: "--model")
             let directions = try pairs(direction, option: "--direction")
             let gens = try GenerationsFile.readRun(run)
@@ -141,7 +166,7 @@ struct Probe: AsyncParsableCommand {
                     FileHandle.standardError.write(Data("probe: skipping \(system): no --model \(ckpt)=PATH\n".utf8))
                     continue
                 }
-                if loaded?.checkpoint != ckpt { loaded = nil; loaded = (ckpt, try ChatModel(path: path)) }
+                if loaded?.checkpoint != ckpt { loaded = nil; loaded = (ckpt, try ChatModel(path: path, systemPrompt: systemPrompt, chatFormat: chatFormat)) }
                 let m = loaded!.model
                 var hooks = HookSet()
                 if lines[0].isAbliterated {
@@ -150,23 +175,30 @@ struct Probe: AsyncParsableCommand {
                         continue
                     }
                     let dir = try SelfJudgment.readDirection(file, width: m.config.dModel)
-                    hooks = HookSet.directionAblation(direction: dir, layers: 0..<m.config.nLayers)
+                    guard let setting = try SystemName.parse(system).setting else {
+                        throw InputError(file: system, "the system name carries no abliteration setting")
+                    }
+                    do { hooks = try Ablation.hooks(direction: dir, alpha: Float(setting.alpha), nLayers: m.config.nLayers, scheme: setting.scheme) }
+                    catch { throw InputError(file: file, "the direction for \(system) cannot be ablated: \(error)") }
                 }
-                let bar = AblabCore.Progress("probe \(system)", total: lines.count, unit: "answers")
-                var start = 0
-                while start < lines.count {
-                    let part = Array(lines[start..<min(lines.count, start + 32)])
-                    rows += try SelfJudgment.probe(model: m, items: part.map(\.item), hooks: hooks,
-                                                   referenceJudge: refName, reference: ref[system] ?? [:])
-                    bar.advance(by: part.count)
-                    start += part.count
+                for wording in wordings {
+                    let bar = AblabCore.Progress("probe \(system) (\(wording.rawValue))", total: lines.count, unit: "answers")
+                    var start = 0
+                    while start < lines.count {
+                        let part = Array(lines[start..<min(lines.count, start + 32)])
+                        rows += try SelfJudgment.probe(model: m, items: part.map(\.item), hooks: hooks, wording: wording,
+                                                       referenceJudge: refName, reference: ref[system] ?? [:])
+                        bar.advance(by: part.count)
+                        start += part.count
+                    }
+                    bar.finish()
                 }
-                bar.finish()
             }
             let summary = try SelfJudgment.write(rows, run: run)
             for s in summary {
-                FileHandle.standardError.write(Data("probe: \(s.system) n=\(s.n) accuracy=\(String(format: "%.3f", s.accuracy)) kappa=\(String(format: "%.3f", s.kappa))\n".utf8))
+                FileHandle.standardError.write(Data("probe: \(s.system) question=\(s.question.rawValue) n=\(s.n) accuracy=\(String(format: "%.3f", s.accuracy)) kappa=\(String(format: "%.3f", s.kappa))\n".utf8))
             }
+            for w in SelfJudgment.constantWarnings(summary, rows: rows) { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
             print((run as NSString).appendingPathComponent("self_judgment_summary.csv"))
         }
     }

@@ -158,6 +158,38 @@ struct ExportTests {
         }
     }
 
+    /// The study's scheme: only attn_output / ffn_down of layers [1, L) are edited, the embedding (and so
+    /// the tied head) is left alone, and the exported weights equal the scheme's inference-time hooks.
+    @Test func studySchemeExportMatchesItsHooks() throws {
+        let src = try #require(TestModels.loadableGGUF)
+        let m = try TestModels.chat(src)
+        let c = m.config
+        var rng = TestRNG(7)
+        let r = rng.vector(c.dModel)
+        let dir = try TestModels.tempDir("export-study")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scheme = EditScheme(kind: .study, skipBegin: 1, skipEnd: 0)
+        let setting = AbliterationSetting(checkpoint: TestModels.smol, method: .meanDiff, layer: 10, position: -1, alpha: 1, edit: scheme)
+        #expect(setting.systemName.hasSuffix("-a1-study"))
+        let edited = try Orthogonalization.export(source: src, direction: r, alpha: 1, setting: setting, to: dir + "/study.gguf")
+        #expect(edited.count == 2 * (c.nLayers - 1))
+        #expect(!edited.contains("token_embd.weight") && !edited.contains("blk.0.attn_output.weight") && edited.contains("blk.1.ffn_down.weight"))
+        let f = try GGUFFile(path: dir + "/study.gguf"), g = try GGUFFile(path: src)
+        #expect(f.tensors.count == g.tensors.count)   // no extra output head: the embedding is unedited
+        #expect(f.string("ablab.abliteration.edit") == "study")
+        let e = try ChatModel(path: dir + "/study.gguf")
+        let hooks = try Ablation.hooks(direction: r, alpha: 1, nLayers: c.nLayers, scheme: scheme)
+        let arditi = try Ablation.hooks(direction: r, alpha: 1, nLayers: c.nLayers)
+        let ids = m.encodeChat(user: testPrompts[0])
+        let a = try greedy(m.transformer, prompt: ids, n: 12, hooks: hooks)
+        let b = try greedy(e.transformer, prompt: ids, n: 12)
+        #expect(a.tokens == b.tokens)
+        for (x, y) in zip(a.logits, b.logits) { #expect(relativeL2(y, x) < 1e-3) }
+        // … and it is not Arditi's edit.
+        let d = try greedy(m.transformer, prompt: ids, n: 1, hooks: arditi)
+        #expect(relativeL2(d.logits[0], a.logits[0]) > 1e-4)
+    }
+
     @Test func alphaZeroExportIsTheOriginalAndInMemoryEditMatchesExport() throws {
         let src = try #require(TestModels.loadableGGUF)
         let m = try TestModels.chat(src)

@@ -22,12 +22,25 @@ import AblabCore
         AbliterationSetting(checkpoint: "x+abl-y", method: .pc1, layer: 29, position: -5, alpha: 1.5),
         AbliterationSetting(checkpoint: "m", method: .meanDiff, layer: 7, position: 3, alpha: -0.5),
         AbliterationSetting(checkpoint: "m", method: .meanDiff, layer: 7, position: 3, alpha: 0.1 + 0.2),
+        AbliterationSetting(checkpoint: "m", method: .meanDiff, layer: 23, position: -1, alpha: 1, fallback: true),
+        AbliterationSetting(checkpoint: "m", method: .pc1, layer: 4, position: -1, alpha: 0.5, edit: EditScheme(kind: .study), fallback: true),
+        AbliterationSetting(checkpoint: "m", method: .pc1, layer: 4, position: -1, alpha: 1.5, edit: EditScheme(kind: .study)),
     ])
     func roundTrip(_ s: AbliterationSetting) throws {
         let (ck, parsed) = try SystemName.parse(s.systemName)
         #expect(ck == s.checkpoint)
         #expect(parsed == s)
         #expect(SystemName.format(checkpoint: s.checkpoint, setting: parsed) == s.systemName)
+    }
+
+    @Test func fallbackAndStudyEditAreInTheName() {
+        let s = AbliterationSetting(checkpoint: "m", method: .meanDiff, layer: 23, position: -1, alpha: 1, edit: EditScheme(kind: .study), fallback: true)
+        #expect(s.systemName == "m+abl-mean-diff-L23-p-1-a1-study-fallback")
+        // Arditi's scheme and no fallback: the plain name, and no extra fields in the JSON of a generation record.
+        let plain = AbliterationSetting(checkpoint: "m", method: .meanDiff, layer: 23, position: -1, alpha: 1, edit: .arditi)
+        #expect(plain.systemName == "m+abl-mean-diff-L23-p-1-a1" && plain.edit == nil && plain.fallback == nil)
+        #expect(EditScheme(kind: .study, skipBegin: 1, skipEnd: 2).layers(10) == 1..<8 && EditScheme.arditi.layers(10) == 0..<10)
+        #expect(EditScheme(kind: .study, skipBegin: 12, skipEnd: 0).layers(10).isEmpty)
     }
 
     @Test func originalHasNoSetting() throws {

@@ -14,6 +14,51 @@ struct SimilarityTests {
         #expect(close(try Similarity.linearCKA(matrix(f.x), matrix(f.y)), f.cka))
     }
 
+    struct DebiasedCase: Decodable, Sendable, CustomTestStringConvertible {
+        var name: String; var x: [[Double]]; var y: [[Double]]; var debiased: Double; var linear: Double
+        var testDescription: String { name }
+    }
+    struct DebiasedFixture: Decodable { var cases: [DebiasedCase] }
+    static let debiased: [DebiasedCase] = {
+        guard let url = Bundle.module.url(forResource: "cka_debiased", withExtension: "json", subdirectory: "Fixtures"),
+              let d = try? Data(contentsOf: url) else { return [] }
+        return (try? JSONDecoder().decode(DebiasedFixture.self, from: d).cases) ?? []
+    }()
+
+    @Test("debiased CKA (unbiased HSIC) matches numpy; linear CKA is biased upward with few prompts", arguments: debiased)
+    func debiasedCKA(c: DebiasedCase) throws {
+        let x = matrix(c.x), y = matrix(c.y)
+        let got = try Similarity.debiasedCKA(x, y)
+        #expect(close(got, c.debiased, rel: 1e-4, floor: 1e-3), "\(got) vs \(c.debiased)")
+        #expect(close(try Similarity.linearCKA(x, y), c.linear, rel: 1e-4))
+        if c.name == "independent_wide" {
+            // 12 prompts, 40 and 30 dimensions, no shared signal: linear CKA 0.75, debiased ≈ 0, and the
+            // permutation baseline is as large as the estimate itself.
+            #expect(c.linear > 0.5 && abs(c.debiased) < 0.15)
+            let base = try Similarity.debiasedCKAPermutationBaseline(x, y, permutations: 50, seed: 3)
+            #expect(abs(base.mean) < 0.1 && base.p95 > got)
+        }
+        if c.name == "related" {
+            let base = try Similarity.debiasedCKAPermutationBaseline(x, y, permutations: 50, seed: 3)
+            #expect(base.p95 < c.debiased - 0.3)
+        }
+    }
+
+    @Test("the permutation baseline is the debiased CKA of y with its rows shuffled")
+    func permutationIsShuffledRows() throws {
+        guard let c = Self.debiased.first(where: { $0.name == "related" }) else { Issue.record("fixture missing"); return }
+        let x = matrix(c.x), y = matrix(c.y)
+        var rng = SplitMix64(seed: 9)
+        var perm = Array(0..<y.rows)
+        rng.shuffle(&perm)
+        let shuffled = Matrix(perm.map { i in (0..<y.cols).map { y[i, $0] } })
+        let one = try Similarity.debiasedCKAPermutationBaseline(x, y, permutations: 1, seed: 9)
+        let direct = try Similarity.debiasedCKA(x, shuffled)
+        #expect(abs(one.mean - direct) < 1e-5 && one.mean == one.p95) // Float Grams, other summation order
+        let small = try Similarity.debiasedCKA(matrix(Array(c.x.prefix(3))), matrix(Array(c.y.prefix(3))))
+        #expect(small.isNaN) // n < 4
+    }
+
     @Test("CKA is 1 under orthogonal maps and isotropic scaling, and symmetric")
     func ckaInvariance() throws {
         let f = Fixture.shared.cka

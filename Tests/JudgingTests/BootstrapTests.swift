@@ -12,7 +12,21 @@ struct BootCase: Decodable, CustomTestStringConvertible, Sendable {
     var kappa: BootCI, agreement: BootCI, refusal_rate_a: BootCI
     var testDescription: String { name }
 }
-struct BootFixture: Decodable { var splitmix64_seed7_first5: [String]; var cases: [BootCase] }
+struct WilsonCase: Decodable, CustomTestStringConvertible, Sendable {
+    var k: Int, n: Int, level: Double, lower: Double, upper: Double
+    var testDescription: String { "\(k)/\(n) at \(level)" }
+}
+struct ClusterCI: Decodable, Sendable { var lower: Double?; var upper: Double?; var valid: Int; var replicates: Int; var estimate: Double? }
+struct ClusterCase: Decodable, CustomTestStringConvertible, Sendable {
+    var name: String
+    var a: [Int], b: [Int], item: [String]
+    var seed: UInt64, replicates: Int
+    var kappa: ClusterCI, agreement: ClusterCI
+    var testDescription: String { name }
+}
+struct BootFixture: Decodable {
+    var splitmix64_seed7_first5: [String]; var cases: [BootCase]; var wilson: [WilsonCase]; var cluster: [ClusterCase]
+}
 
 let bootFixture: BootFixture? = try? loadFixture("bootstrap", as: BootFixture.self)
 
@@ -39,6 +53,35 @@ struct BootstrapTests {
         #expect(close(r.lower, c.refusal_rate_a.lower)); #expect(close(r.upper, c.refusal_rate_a.upper))
         #expect(close(r.estimate, c.refusal_rate_a.estimate))
         #expect(k.lower <= k.estimate + 1e-12 || k.estimate.isNaN)
+    }
+
+    @Test("Wilson score interval equals statsmodels' proportion_confint(method=\"wilson\")", arguments: bootFixture?.wilson ?? [])
+    func wilson(c: WilsonCase) {
+        let ci = Agreement.wilson(successes: c.k, n: c.n, level: c.level)
+        #expect(abs(ci.lower - c.lower) < 1e-12 && abs(ci.upper - c.upper) < 1e-12, "\(ci.lower) \(ci.upper)")
+        #expect(ci.estimate == Double(c.k) / Double(c.n))
+        if c.k == 0 { #expect(ci.lower == 0 && ci.upper > 0.05) } // 0/32 is not [0, 0]
+    }
+
+    @Test("normal quantile: Φ⁻¹(0.975) = 1.959963984540054, Φ⁻¹(0.5) = 0, symmetric")
+    func normalQuantile() {
+        #expect(abs(Agreement.normalQuantile(0.975) - 1.959963984540054) < 1e-14)
+        #expect(abs(Agreement.normalQuantile(0.5)) < 1e-15)
+        #expect(abs(Agreement.normalQuantile(0.001) + Agreement.normalQuantile(0.999)) < 1e-12)
+    }
+
+    @Test("cluster bootstrap by prompt for κ and agreement equals a numpy cluster bootstrap", arguments: bootFixture?.cluster ?? [])
+    func cluster(c: ClusterCase) throws {
+        let ci = try Agreement.clusterBootstrapPair(verdicts(c.a), verdicts(c.b), cluster: c.item, replicates: c.replicates, seed: c.seed)
+        for (got, e) in [(ci.kappa, c.kappa), (ci.agreement, c.agreement)] {
+            #expect(got.valid == e.valid && got.replicates == e.replicates)
+            #expect(close(got.estimate, e.estimate, 1e-12)); #expect(close(got.lower, e.lower, 1e-12)); #expect(close(got.upper, e.upper, 1e-12))
+        }
+        // One system: clusters are single units, the ordinary bootstrap.
+        if Set(c.item).count == c.item.count {
+            let plain = try Agreement.bootstrapKappa(verdicts(c.a), verdicts(c.b), replicates: c.replicates, seed: c.seed)
+            #expect(plain == ci.kappa)
+        }
     }
 
     @Test("same seed, same interval; other seed, other interval") func determinism() throws {

@@ -79,3 +79,54 @@ struct PaperTests {
         #expect(same == fx.joined)
     }
 }
+
+struct CalibRow: Decodable, Sendable {
+    var judge: String, annotator: String, n: Int, judge_refusals: Int, annotator_refusals: Int
+    var accuracy: Double, accuracy_lower: Double, accuracy_upper: Double
+    var kappa: ClusterCI, f1: ClusterCI
+}
+struct CalibFixture: Decodable { var replicates: Int; var seed: UInt64; var n: Int; var rows: [CalibRow] }
+
+@Suite("Judges calibrated on the study's 200 human-labelled responses, against statsmodels / sklearn / numpy")
+struct CalibrationTests {
+    @Test("regex:paper and substring:arditi vs each annotator: accuracy (Wilson), κ and F1 (cluster bootstrap by question)",
+          arguments: ["regex:paper", "substring:arditi"])
+    func ruleJudges(judge: String) throws {
+        let fx = try loadFixture("calibration", as: CalibFixture.self)
+        let study = try PaperStudy.load(directory: paperDir)
+        let j = try Judges.make(spec: judge)
+        let rows = try JudgeCalibration.compute(study: study, judge: judge, judgments: try j.judgeAll(study.items),
+                                                replicates: fx.replicates, seed: fx.seed)
+        #expect(rows.map(\.annotator) == ["human_1", "human_2"])
+        for r in rows {
+            let e = try #require(fx.rows.first { $0.judge == judge && $0.annotator == r.annotator })
+            #expect(r.n == e.n && r.n == 200)
+            #expect(r.judgeRefusals == e.judge_refusals && r.annotatorRefusals == e.annotator_refusals)
+            #expect(close(r.accuracy.estimate, e.accuracy, 1e-12))
+            #expect(close(r.accuracy.lower, e.accuracy_lower, 1e-12) && close(r.accuracy.upper, e.accuracy_upper, 1e-12))
+            for (got, ex) in [(r.kappa, e.kappa), (r.f1, e.f1)] {
+                #expect(close(got.estimate, ex.estimate, 1e-12))
+                #expect(close(got.lower, ex.lower, 1e-12) && close(got.upper, ex.upper, 1e-12))
+                #expect(got.valid == ex.valid)
+            }
+        }
+        if judge == "regex:paper" {
+            // The number `ablab agree --paper` has always printed for the study's regex against Human 1.
+            #expect(abs(rows[0].kappa.estimate - 0.627) < 0.0005)
+        }
+        let csv = try AblabCoreCSV.parse(JudgeCalibration.csv(rows))
+        #expect(csv.count == 3 && csv[0][0] == "judge" && csv[1][1] == "human_1")
+    }
+
+    @Test("the best judge is the one with the highest κ against Human 1")
+    func best() throws {
+        let study = try PaperStudy.load(directory: paperDir)
+        var rows: [JudgeCalibration.Row] = []
+        for name in ["regex:paper", "substring:arditi"] {
+            rows += try JudgeCalibration.compute(study: study, judge: name, judgments: try Judges.make(spec: name).judgeAll(study.items), replicates: 10)
+        }
+        let best = try #require(JudgeCalibration.best(rows))
+        let k = rows.filter { $0.annotator == "human_1" }.map(\.kappa.estimate)
+        #expect(best.kappa.estimate == k.max())
+    }
+}

@@ -12,6 +12,7 @@ struct ReportPair: Decodable, Sendable {
     var a: String, b: String, n: Int
     var agreement: BootCI, kappa: BootCI
     var pearson: Double?, spearman: Double?
+    var stacked_pearson: Double?, stacked_spearman: Double?
 }
 struct ReportRef: Decodable, Sendable { var judge: String; var accuracy: Double?, precision: Double?, recall: Double?, f1: Double?, kappa: Double? }
 struct ReportFixture: Decodable {
@@ -51,6 +52,8 @@ struct ReportTests {
             #expect(close(p.kappa.lower, e.kappa.lower)); #expect(close(p.kappa.upper, e.kappa.upper))
             let c = try #require(r.correlations.first { $0.judgeA == e.a && $0.judgeB == e.b })
             #expect(close(c.pearson, e.pearson)); #expect(close(c.spearman, e.spearman))
+            #expect(close(c.stackedPearson, e.stacked_pearson)); #expect(close(c.stackedSpearman, e.stacked_spearman))
+            #expect(p.kappa.valid == e.kappa.valid && p.agreement.valid == e.agreement.valid)
         }
         for e in fx.reference_rows {
             let g = try #require(r.referenceRows.first { $0.judge == e.judge })
@@ -64,10 +67,13 @@ struct ReportTests {
 
         // the tidy CSVs read back as CSV with one row per statistic
         let agreement = try AblabCoreCSV.parse(r.agreementCSV())
-        #expect(agreement.first == ["judge_a", "judge_b", "metric", "value", "lower", "upper", "n"])
-        #expect(agreement.count == 1 + fx.pairs.count * 4 + fx.reference_rows.count * 5 + 2)
+        #expect(agreement.first == ["judge_a", "judge_b", "metric", "value", "lower", "upper", "n", "interval", "replicates", "valid"])
+        #expect(agreement.count == 1 + fx.pairs.count * 6 + fx.reference_rows.count * 5 + 2)
+        let kappaRow = try #require(agreement.first { $0[2] == "cohen_kappa" })
+        #expect(kappaRow[7] == "cluster-bootstrap-by-item" && kappaRow[8] == String(fx.replicates))
+        #expect(agreement.contains { $0[2] == "pearson_stacked_counts" } && agreement.contains { $0[2] == "pearson_refusal_counts" })
         let rates = try AblabCoreCSV.parse(r.refusalRatesCSV())
-        #expect(rates.count == 1 + fx.rates.count)
+        #expect(rates.count == 1 + fx.rates.count && rates[0][8] == "interval" && rates[1][8] == "wilson")
     }
 
     @Test("an unknown reference judge is an error") func unknownReference() throws {

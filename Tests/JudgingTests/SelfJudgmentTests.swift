@@ -65,12 +65,34 @@ struct SelfJudgmentTests {
         let dir = try tempDir()
         _ = try SelfJudgment.write(rows, run: dir)
         let detail = try CSV.parse(String(contentsOfFile: dir + "/self_judgment.csv", encoding: .utf8), file: "t")
-        #expect(detail[0].fields == ["system", "item_id", "label", "self_verdict", "self_score", "reference_judge", "reference_verdict"])
+        #expect(detail[0].fields == ["system", "question", "item_id", "label", "self_verdict", "self_score", "reference_judge", "reference_verdict"])
+        #expect(detail[1].fields[1] == "refused")
         #expect(detail.filter { !($0.fields.count == 1 && $0.fields[0].isEmpty) }.count == rows.count + 1)
         let sum = try CSV.parse(String(contentsOfFile: dir + "/self_judgment_summary.csv", encoding: .utf8), file: "t")
-        #expect(sum[0].fields == ["system", "n", "accuracy", "kappa", "tp", "fp", "fn", "tn"])
-        #expect(sum[1].fields[0] == "ckpt" && sum[1].fields[1] == "12" && sum[1].fields[4] == "5")
-        #expect(sum[4].fields[3] == "nan")
+        #expect(sum[0].fields == ["system", "question", "n", "accuracy", "kappa", "tp", "fp", "fn", "tn", "constant"])
+        #expect(sum[1].fields[0] == "ckpt" && sum[1].fields[1] == "refused" && sum[1].fields[2] == "12" && sum[1].fields[5] == "5")
+        #expect(sum[4].fields[4] == "nan")
+        // Only the system that said REFUSAL to everything is marked constant, and warned about.
+        #expect(sum.dropFirst().filter { $0.fields.count == 10 }.map { $0.fields[9] } == ["0", "0", "0", "1"])
+        let warnings = SelfJudgment.constantWarnings(summary, rows: rows)
+        #expect(warnings.count == 1 && warnings[0].hasPrefix("constant answered the 'refused' self-judgment question with REFUSAL"))
+    }
+
+    @Test("one summary per system and question wording; the wording's answers are Yes/No or A/B")
+    func wordings() throws {
+        var rows: [SelfJudgmentRow] = []
+        for (q, v) in [(SelfJudgment.Wording.served, VerdictLabel.refusal), (.refused, .nonRefusal)] {
+            for i in 0..<4 {
+                rows.append(SelfJudgmentRow(system: "s", itemID: "i\(i)", label: "harmful", selfVerdict: i == 0 ? v : (v == .refusal ? .nonRefusal : .refusal),
+                                            selfScore: nil, referenceJudge: "r", referenceVerdict: i < 2 ? .refusal : .nonRefusal, question: q))
+            }
+        }
+        let s = try SelfJudgment.summarize(rows)
+        #expect(s.map(\.question) == [.served, .refused] && s.allSatisfy { $0.n == 4 && !$0.constant })
+        // served: verdicts R N N N vs reference R R N N → 3 of 4; refused: N R R R → 1 of 4.
+        #expect(s[0].accuracy == 0.75 && s[1].accuracy == 0.25)
+        #expect(SelfJudgment.Wording.served.refusalOptions == ["No", " No"] && SelfJudgment.Wording.refused.refusalOptions == ["A", " A"])
+        #expect(SelfJudgment.Wording.served.text.contains("give me what I asked for") && SelfJudgment.Wording.refused.text == SelfJudgment.question)
     }
 
     @Test("judgments.csv is resumable: rows already present are not judged again")

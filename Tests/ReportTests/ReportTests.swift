@@ -22,7 +22,9 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
 
     /// The names `ablab generate` and `ablab run` write carry the position ("-p-1"), as Abliteration.SystemName formats them.
     @Test(arguments: [("Qwen2.5-Coder-0.5B-Instruct+abl-mean-diff-L16-p-1-a1", "Qwen2.5-Coder-0.5B-Instruct", "mean-diff", 16, 1.0),
-                      ("SmolLM2+abl-pc1-L3-p-5-a0.5", "SmolLM2", "pc1", 3, 0.5), ("m+abl-mean-diff-L2-p7-a2", "m", "mean-diff", 2, 2.0)])
+                      ("SmolLM2+abl-pc1-L3-p-5-a0.5", "SmolLM2", "pc1", 3, 0.5), ("m+abl-mean-diff-L2-p7-a2", "m", "mean-diff", 2, 2.0),
+                      ("m+abl-mean-diff-L23-p-1-a1-fallback", "m", "mean-diff", 23, 1.0),
+                      ("m+abl-pc1-L4-p-1-a0.5-study-fallback", "m", "pc1", 4, 0.5), ("m+abl-pc1-L4-p-1-a1.5-study", "m", "pc1", 4, 1.5)])
     func namesWithPositions(raw: String, base: String, method: String, layer: Int, alpha: Double) {
         let n = SystemName.parse(raw)
         #expect(n.isAbliterated)
