@@ -230,7 +230,7 @@ extension Pipeline {
                     return [out]
                 }
             }
-            if spec.exportWeights { try exportStage(c, settings: settings) }
+            if spec.exportWeights, options.system == nil { try exportStage(c, settings: all.compactMap(\.setting)) }
         }
     }
 
