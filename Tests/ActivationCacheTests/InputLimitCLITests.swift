@@ -105,13 +105,14 @@ struct InputLimitCLITests {
         let tmp = try cli.tempDir()
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         let path = tmp + "/p.jsonl"
-        try (try line("a", "Hello there", label: "harmless") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        // The weights as held are 92 MiB (gguf-py's stored bytes of the matrices, norms as Float32), but a
-        // prefill batch of 30,000 tokens needs about 1 GiB of buffers (1.5 × rows × (3d + qkv + q + 3f) × 4
-        // bytes, rows capped by nothing here) and the process itself a few hundred MiB of address space to
-        // start, so 800 MiB is below the total.
+        // One prompt of about 6,000 tokens (within SmolLM2's 8,192). The weights as held are 92 MiB (gguf-py's
+        // stored bytes of the matrices, norms as Float32), but its prefill needs about 850 MiB more: KV caches
+        // 2 × 30 layers × 192 × 4 bytes × 6,000 positions (276 MB), row buffers 1.5 × 6,000 × 7,872 × 4 bytes
+        // (283 MB) and attention scores 2 × 6,000 × 6,000 × 4 bytes (288 MB); with the few hundred MiB the
+        // process needs to start, 800 MiB of address space is below the total.
+        try (try line("a", String(repeating: "Hello there ", count: 3000), label: "harmless") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let held = try #require(Self.smol?["loaded_held_bytes"] as? Int)
-        let o = try cli.ablab(record(path, tmp + "/run", ["--batch-tokens", "30000"]), addressSpaceLimit: 800 << 20)
+        let o = try cli.ablab(record(path, tmp + "/run", ["--batch-tokens", "8192"]), addressSpaceLimit: 800 << 20)
         #expect(o.status == ExitCode.resources, "\(o.stderr)")
         #expect(o.errorLines.count == 1, "\(o.stderr)")
         let e = o.errorLines.first ?? ""

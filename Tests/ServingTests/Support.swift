@@ -37,7 +37,7 @@ enum ServeEnv {
             for l in text.split(separator: "\n") where n < perClass {
                 guard let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any],
                       o["split"] as? String == "test", let t = o["text"] as? String, !t.isEmpty else { continue }
-                let rec: [String: Any] = ["id": o["id"] as? String ?? "", "text": t, "label": label]
+                let rec: [String: Any] = ["id": o["id"] as? String ?? "", "text": t, "label": label, "split": "test"]
                 lines.append(String(decoding: try JSONSerialization.data(withJSONObject: rec, options: [.sortedKeys]), as: UTF8.self))
                 n += 1
             }
