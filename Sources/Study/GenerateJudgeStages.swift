@@ -59,9 +59,9 @@ extension Pipeline {
         let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
         let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
                      "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
-                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": promptSetSHA256Local(train) + ":" + String(fitted.count), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
+                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": promptSetSHA256Local(train) + ":" + String(fitted.count), "n": String(spec.selectPrompts), "system": spec.promptSettings]
         try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
-            let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+            let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
             let cands = try top.map { t in
                 CandidateScoring.Candidate(layer: t.layer, position: t.position,
                                            direction: try AnalysisFile.direction(run: run, checkpoint: c.name, method: t.method,
@@ -126,11 +126,11 @@ extension Pipeline {
             try setAsideSupersededGenerations(checkpoint: c.name, current: Set(systems))
             let outputs = systems.map { GenerationRun.path(run: run, system: $0) }
             var parts = ["model": try fileHash(c.model), "prompts": promptSetSHA256Local(prompts),
-                         "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
+                         "max_new_tokens": String(spec.maxNewTokens), "system": spec.promptSettings,
                          "settings": settings.map(\.systemName).joined(separator: ",")]
             parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
             try stage("generate:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
-                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
                 let genOptions = GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: model.eosIds,
                                                    sampling: .greedy, maxBatch: spec.batchSize)
                 try GenerationRun.run(model: model, prompts: prompts, system: c.name, setting: nil, direction: nil,

@@ -175,10 +175,10 @@ extension Pipeline {
             let out = ActivationCacheWriter.finalPath(run: run, checkpoint: c.name, shard: options.shard)
             let fp = fingerprint(["model": try fileHash(c.model), "prompts": promptHash, "positions": spec.positions,
                                   "dtype": spec.dtype, "hooks": spec.hooks.joined(separator: ","),
-                                  "system": spec.systemPrompt.studyValue, "chat_format": c.chatFormat ?? "",
+                                  "system": spec.promptSettings, "chat_format": c.chatFormat ?? "",
                                   "shard": options.shard.description, "compress": String(spec.compress)])
             try stage("record:\(c.name)\(options.shard.isWhole ? "" : "#\(options.shard)")", fingerprint: fp, outputs: [out]) {
-                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
                 var o = RecordOptions(checkpoint: c.name)
                 o.positions = try PositionSpec.parse(spec.positions, file: studyFile)
                 o.hooks = spec.hooks

@@ -15,7 +15,7 @@ extension Pipeline {
         let dir = run + "/generations"
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
         guard !files.isEmpty else { return }
-        var parts: [String: String] = ["reference": spec.referenceJudge, "system": spec.systemPrompt.studyValue,
+        var parts: [String: String] = ["reference": spec.referenceJudge, "system": spec.promptSettings,
                                        "question": SelfJudgment.question]
         for f in files { parts["gen:" + f] = try SHA256.hex(file: dir + "/" + f) }
         parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
@@ -37,7 +37,7 @@ extension Pipeline {
                 }
                 if loaded?.checkpoint != ckpt {
                     loaded = nil
-                    loaded = (ckpt, try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat))
+                    loaded = (ckpt, try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking))
                 }
                 let m = loaded!.model
                 var hooks = HookSet()
