@@ -22,8 +22,8 @@ export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 demo: deps models build
 	$(ABLAB) run $(STUDY) --figures figures
 
-## test: install what is missing, fetch SmolLM2, build optimised, run every test and the h5py checks
-test: deps models venv-test
+## test: install what is missing, fetch the default models and Gemma-3-270M, build optimised, run every test and the h5py checks
+test: deps models models-gemma venv-test
 	rm -rf $(ABLAB_INTEROP_DIR) && mkdir -p $(ABLAB_INTEROP_DIR)
 	swift build $(SWIFT_TEST) --build-tests
 	timeout --kill-after=30s $(TEST_TIMEOUT) swift test $(SWIFT_TEST) --skip-build 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test.log; \
