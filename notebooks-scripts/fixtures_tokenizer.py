@@ -10,6 +10,8 @@ Tests/ModelRuntimeTests/Fixtures/tokenizer/:
   <model>.json      token ids for ~70 hand-written strings and ~100 real prompts, HF decode of those ids,
                     special-token ids, and chat renderings (text + ids) of several conversations
   MODELS_DIR/hf-tokenizers/<model>/   the corrected HF tokenizer folder (large; not committed)
+  gemma3.json       Gemma-3-270M (when `make models-gemma` fetched it): ids, decodes and special ids for
+                    the same strings and prompts, from transformers' GGUF conversion (GemmaTokenizer)
   tiny-*.json       small BPE tokenizers trained here with HF `tokenizers` (tokenizer.json content, so
                     the Swift tokenizer.json loader is tested without committing megabyte files) plus
                     the ids HF gives for the same strings
@@ -209,6 +211,43 @@ def model_fixture(gguf_name, short, fix):
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
+def gemma_fixture(gguf_name, short):
+    """Gemma-3's SentencePiece vocabulary as transformers converts it from the GGUF file (GemmaTokenizer:
+    BPE with byte fallback, merges in vocabulary order). The file has no chat template; the chat
+    renderings are in fixtures_chat_templates.py. Skipped when the model is absent (make models-gemma)."""
+    if not (MODELS / gguf_name).exists():
+        print(f"skipping {short}: {MODELS / gguf_name} missing (make models-gemma)", file=sys.stderr)
+        return
+    tok = AutoTokenizer.from_pretrained(str(MODELS), gguf_file=gguf_name)
+    backend = tok.backend_tokenizer
+    strings = STRINGS + ["<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", "<bos><eos> <pad>",
+                         "a\n\n\n\nb\n c", "tabs\t\t\tand    four spaces     five"]
+    cases = []
+    for s in strings:
+        ids = backend.encode(s, add_special_tokens=False).ids
+        cases.append({"text": s, "ids": ids,
+                      "decoded": backend.decode(ids, skip_special_tokens=False),
+                      "decoded_skip_special": backend.decode(ids, skip_special_tokens=True)})
+    prompts = []
+    for p in load_prompts():
+        prompts.append({"id": p["id"], "text": p["text"], "ids": backend.encode(p["text"], add_special_tokens=False).ids})
+    vocab = backend.get_vocab(with_added_tokens=True)
+    special = {name: vocab[name] for name in ("<bos>", "<eos>", "<pad>", "<start_of_turn>", "<end_of_turn>")}
+    out = {
+        "model": gguf_name,
+        "reference": f"transformers AutoTokenizer(gguf_file) {__import__('transformers').__version__}, "
+                     f"tokenizers {__import__('tokenizers').__version__}",
+        "vocab_size": backend.get_vocab_size(with_added_tokens=True),
+        "bos_token": tok.bos_token, "eos_token": tok.eos_token,
+        "special_ids": special,
+        "cases": cases,
+        "prompts": prompts,
+    }
+    path = OUT / f"{short}.json"
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=1))
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
 def fix_smollm2(backend):
     backend.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
@@ -265,6 +304,7 @@ def main():
     tiny_fixture("gpt2", pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True), None, 700, True)
     model_fixture("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2", fix_smollm2)
     model_fixture("Qwen2.5-Coder-0.5B-Instruct.gguf", "qwen2.5-coder", fix_qwen2)
+    gemma_fixture("gemma-3-270m.Q4_K_M.gguf", "gemma3")
 
 
 if __name__ == "__main__":

@@ -13,21 +13,25 @@ public struct GenerationRecord: Codable, Sendable, Equatable {
     public var settings: AbliterationSetting?
     /// The user's prompt text.
     public var prompt: String
+    /// The answer the judges see: for a thinking model (Qwen3), the text after its think block.
     public var response: String
+    /// The think block's text when the model thought first (Qwen3 with `thinking = true`); absent otherwise.
+    public var thinking: String?
     /// Number of generated tokens (including a final end-of-turn token).
     public var tokens: Int
     /// "eos" or "length".
     public var finishReason: String
 
     enum CodingKeys: String, CodingKey {
-        case id, label, system, checkpoint, settings, prompt, response, tokens
+        case id, label, system, checkpoint, settings, prompt, response, thinking, tokens
         case finishReason = "finish_reason"
     }
 
     public init(id: String, label: String, system: String, checkpoint: String, settings: AbliterationSetting?,
-                prompt: String, response: String, tokens: Int, finishReason: String) {
+                prompt: String, response: String, thinking: String? = nil, tokens: Int, finishReason: String) {
         self.id = id; self.label = label; self.system = system; self.checkpoint = checkpoint; self.settings = settings
-        self.prompt = prompt; self.response = response; self.tokens = tokens; self.finishReason = finishReason
+        self.prompt = prompt; self.response = response; self.thinking = thinking; self.tokens = tokens
+        self.finishReason = finishReason
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -36,6 +40,7 @@ public struct GenerationRecord: Codable, Sendable, Equatable {
         try c.encode(checkpoint, forKey: .checkpoint)
         if let settings { try c.encode(settings, forKey: .settings) } else { try c.encodeNil(forKey: .settings) }
         try c.encode(prompt, forKey: .prompt); try c.encode(response, forKey: .response)
+        if let thinking { try c.encode(thinking, forKey: .thinking) }
         try c.encode(tokens, forKey: .tokens); try c.encode(finishReason, forKey: .finishReason)
     }
 
@@ -151,8 +156,9 @@ public enum GenerationRun {
                     bar.advance()
                     continue
                 }
+                let (thinking, answer) = model.splitThinking(model.decode(r.tokens))
                 let rec = GenerationRecord(id: p.id, label: p.label, system: system, checkpoint: checkpoint, settings: setting,
-                                           prompt: p.text, response: model.decode(r.tokens), tokens: r.tokens.count,
+                                           prompt: p.text, response: answer, thinking: thinking, tokens: r.tokens.count,
                                            finishReason: r.finishReason.rawValue)
                 let offset = (try? handle.offset()) ?? 0
                 if let failure = appendLine(handle.fileDescriptor, try? rec.jsonLine()) {

@@ -93,11 +93,11 @@ public enum SelfJudgment {
         let scorer = try TwoOptionScorer(model: model, a: wording.refusalOptions, b: wording.nonRefusalOptions,
                                          batchTokens: batchTokens, batchItems: batchItems)
         let question = wording.text
-        let convs = items.map { it -> [Int] in
+        let convs = try items.map { it -> [Int] in
             let req = scorer.truncate(it.prompt, budget: promptBudget, note: " […truncated]")
             let resp = scorer.truncate(it.response, budget: responseBudget,
                                        note: " […answer truncated after \(responseBudget) tokens]")
-            return model.encodeChat([.user(req), .assistant(resp), .user(question)])
+            return try model.encodeChat([.user(req), .assistant(resp), .user(question)])
         }
         return try scorer.scores(convs, hooks: hooks)
     }

@@ -12,8 +12,11 @@ public final class ChatModel {
     public var template: ChatTemplate { encoder.template }
     public var systemPrompt: SystemPrompt { encoder.systemPrompt }
 
-    public convenience init(path: String, systemPrompt: SystemPrompt = .modelDefault, chatFormat: String? = nil) throws {
-        try self.init(encoder: try ChatEncoder(path: path, systemPrompt: systemPrompt, chatFormat: chatFormat))
+    /// `thinking` is Qwen3's switch (false: the prompt closes an empty think block, as
+    /// `enable_thinking=False` renders it); other templates ignore it.
+    public convenience init(path: String, systemPrompt: SystemPrompt = .modelDefault, chatFormat: String? = nil,
+                            thinking: Bool = false) throws {
+        try self.init(encoder: try ChatEncoder(path: path, systemPrompt: systemPrompt, chatFormat: chatFormat, thinking: thinking))
     }
 
     /// Loads the weights for an encoder whose checks (prompt lengths, memory, disk) have passed.
@@ -31,23 +34,32 @@ public final class ChatModel {
     /// Chat-formatted token ids of a single user turn, with the generation prompt.
     public func encodeChat(user: String) -> [Int] { encoder.encodeChat(user: user) }
 
-    /// Chat-formatted token ids of a whole conversation, with the generation prompt.
-    public func encodeChat(_ messages: [ChatMessage]) -> [Int] {
+    /// Chat-formatted token ids of a whole conversation, with the generation prompt. Throws when the
+    /// template refuses the conversation (e.g. Gemma's and Mistral's need alternating turns).
+    public func encodeChat(_ messages: [ChatMessage]) throws -> [Int] {
         let insert: Bool
         if case .none = systemPrompt { insert = false } else { insert = true }
         var msgs = messages
         if case .custom(let s) = systemPrompt, messages.first?.role != "system" { msgs.insert(.system(s), at: 0) }
-        return tokenizer.encode(template.render(msgs, addGenerationPrompt: true, insertDefaultSystem: insert)).map(Int.init)
+        return tokenizer.encode(try template.render(msgs, addGenerationPrompt: true, insertDefaultSystem: insert)).map(Int.init)
     }
 
-    /// End-of-sequence ids: the model's plus the template's end-of-turn tokens.
+    /// End-of-sequence ids: the model's, the tokenizer's and the template's end-of-turn tokens.
     public var eosIds: Set<Int> {
-        Set(config.eosIds).union(tokenizer.eosTokenIds.map(Int.init))
+        var ids = Set(config.eosIds).union(tokenizer.eosTokenIds.map(Int.init))
+        for t in template.endOfTurnTokens { if let id = tokenizer.addedTokenId(t) { ids.insert(Int(id)) } }
+        return ids
     }
 
     /// Decoded text of generated ids, without special tokens.
     public func decode(_ ids: [Int]) -> String {
         tokenizer.decode(ids.map { Int32($0) }, skipSpecial: true)
+    }
+
+    /// A decoded answer split into its thinking block and the answer the judges see (see
+    /// `ChatTemplate.splitThinking`); only Qwen3's template produces thinking blocks.
+    public func splitThinking(_ text: String) -> (thinking: String?, answer: String) {
+        template.family == .qwen3 ? ChatTemplate.splitThinking(text) : (nil, text)
     }
 
     /// Number of template tokens after the user's text (the default recording positions).
@@ -66,18 +78,32 @@ public struct ChatEncoder: Sendable {
     public let header: ModelHeader
     public var config: ModelConfig { header.config }
 
-    public init(path: String, systemPrompt: SystemPrompt = .modelDefault, chatFormat: String? = nil) throws {
+    /// `thinking`: Qwen3's switch (see `ChatModel.init`). The system-prompt choice is checked against
+    /// the template here (e.g. Gemma 2 has no system role).
+    public init(path: String, systemPrompt: SystemPrompt = .modelDefault, chatFormat: String? = nil, thinking: Bool = false) throws {
         let tok = try LoadedTokenizer.load(path: path)
         self.path = path
         self.tokenizer = tok.tokenizer
-        self.template = try tok.chatTemplate(format: chatFormat)
+        var template = try tok.chatTemplate(format: chatFormat)
+        template.thinking = thinking
+        do { try template.check(system: systemPrompt) } catch let e as ChatTemplateError {
+            throw InputError(file: path, "\(e.message)")
+        }
+        self.template = template
         self.systemPrompt = systemPrompt
         self.header = try ModelHeader.read(path: path)
     }
 
     /// Chat-formatted token ids of a single user turn, with the generation prompt.
+    /// (The system-prompt choice was checked against the template when the encoder was made.)
     public func encodeChat(user: String) -> [Int] {
-        tokenizer.encode(template.renderPrompt(user: user, system: systemPrompt)).map(Int.init)
+        tokenizer.encode(renderPrompt(user: user)).map(Int.init)
+    }
+
+    /// The chat-formatted text of a single user turn.
+    func renderPrompt(user: String) -> String {
+        let (m, insert) = template.promptMessages(user: user, system: systemPrompt)
+        return template.renderChecked(m, addGenerationPrompt: true, insertDefaultSystem: insert)
     }
 
     /// Number of template tokens after the user's text (the default recording positions).

@@ -32,7 +32,7 @@ extension ChatEncoder {
     /// even at the longest token (three bytes of it per byte after normalisation) it cannot fit is refused
     /// from its length alone, without tokenizing it.
     public func encodeChecked(_ prompt: Prompt, newTokens: Int = 0, remedy: String = "") -> Result<[Int], PromptTooLongError> {
-        let text = template.renderPrompt(user: prompt.text, system: systemPrompt)
+        let text = renderPrompt(user: prompt.text)
         func tooLong(_ n: Int, atLeast: Bool, context: Int) -> PromptTooLongError {
             PromptTooLongError(file: prompt.location.file, line: prompt.location.line, id: prompt.id, tokens: n, atLeast: atLeast,
                                newTokens: newTokens, context: context, model: path, remedy: remedy)

@@ -69,7 +69,7 @@ extension Pipeline {
         // Validation prompts only: never a test prompt, never a prompt the directions were fit on
         // (see PromptRoles); with `validation_per_class = 0`, the fit prompts (in-sample), said in the log.
         // Prompts beyond the context are an error (or left out with skip_too_long) before the model scores them.
-        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
         let fits: (Prompt) throws -> Bool = { p in
             guard case .failure(let e) = encoder.encodeChecked(p, remedy: "or set [record] skip_too_long = true in \(self.studyFile) to leave it out") else { return true }
             if !self.spec.skipTooLong { throw e }
@@ -93,9 +93,9 @@ extension Pipeline {
         let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
         let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
                      "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
-                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": SHA256.hex(Data((harmful + ["\u{1E}"] + harmless).joined(separator: "\u{1F}").utf8)), "n": String(spec.selectPrompts), "system": spec.systemPrompt.studyValue]
+                     "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": SHA256.hex(Data((harmful + ["\u{1E}"] + harmless).joined(separator: "\u{1F}").utf8)), "n": String(spec.selectPrompts), "system": spec.promptSettings]
         try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
-            let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+            let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
             let cands = try top.map { t in
                 CandidateScoring.Candidate(layer: t.layer, position: t.position,
                                            direction: try AnalysisFile.direction(run: run, checkpoint: c.name, method: t.method,
@@ -190,7 +190,7 @@ extension Pipeline {
             for (name, setting) in all where options.system?.matches(setting) ?? true {
                 let out = GenerationRun.path(run: run, system: name)
                 var parts = ["model": try fileHash(c.model), "prompts": promptSetSHA256Local(studyPrompts),
-                             "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
+                             "max_new_tokens": String(spec.maxNewTokens), "system": spec.promptSettings,
                              "name": name,
                              "edit": "\(editScheme.kind.rawValue):\(editScheme.skipBegin):\(editScheme.skipEnd)"]
                 if setting != nil { parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? "" }
@@ -198,7 +198,7 @@ extension Pipeline {
                 try stage("generate:\(name)", fingerprint: fingerprint(parts), outputs: [out]) {
                     if model == nil {
                         // Prompt lengths (with max_new_tokens) and memory are checked before the weights are loaded.
-                        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
                         if spec.skipTooLong && !checked {
                             let tooLong = prompts.compactMap { p -> PromptTooLongError? in
                                 if case .failure(let e) = encoder.encodeChecked(p, newTokens: spec.maxNewTokens) { return e }

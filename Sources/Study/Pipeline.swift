@@ -239,7 +239,7 @@ extension Pipeline {
             let out = ActivationCacheWriter.finalPath(run: run, checkpoint: c.name, shard: options.shard)
             let fp = fingerprint(["model": try fileHash(c.model), "prompts": promptHash, "positions": spec.positions,
                                   "dtype": spec.dtype, "hooks": spec.hooks.joined(separator: ","),
-                                  "system": spec.systemPrompt.studyValue, "chat_format": c.chatFormat ?? "",
+                                  "system": spec.promptSettings, "chat_format": c.chatFormat ?? "",
                                   "shard": options.shard.description, "compress": String(spec.compress)]
                                  .merging(spec.skipTooLong ? ["skip_too_long": "true"] : [:]) { a, _ in a })
             let name = "record:\(c.name)\(options.shard.isWhole ? "" : "#\(options.shard)")"
@@ -258,7 +258,7 @@ extension Pipeline {
                     return [out]
                 }
                 // Prompt lengths, memory and disk are checked before the weights are loaded.
-                let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
                 var o = RecordOptions(checkpoint: c.name)
                 o.positions = try PositionSpec.parse(spec.positions, file: studyFile)
                 o.hooks = spec.hooks

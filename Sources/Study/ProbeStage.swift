@@ -34,7 +34,7 @@ extension Pipeline {
             partPaths.append(part)
             if let only, !only.contains(system) { continue }
             let judged = run + "/judgments/" + base + ".csv"
-            var parts: [String: String] = ["reference": spec.referenceJudge, "system": spec.systemPrompt.studyValue,
+            var parts: [String: String] = ["reference": spec.referenceJudge, "system": spec.promptSettings,
                                            "questions": spec.selfJudgmentQuestions.joined(separator: ","),
                                            "wording": spec.selfJudgmentQuestions.compactMap { SelfJudgment.Wording(rawValue: $0)?.text }.joined(separator: "\u{1}"),
                                            "name": system,
@@ -46,7 +46,7 @@ extension Pipeline {
                 let ref = try SelfJudgment.referenceVerdicts(spec.referenceJudge, existing: existing, generations: lines)
                 if loaded?.checkpoint != ckpt {
                     loaded = nil
-                    loaded = (ckpt, try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat))
+                    loaded = (ckpt, try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking))
                 }
                 let m = loaded!.model
                 var hooks = HookSet()

@@ -65,6 +65,11 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var name: String
     public var out: String
     public var systemPrompt: SystemPromptSetting
+    /// Qwen3's thinking switch for every prompt (false: `enable_thinking=False`); other templates ignore it.
+    public var thinking: Bool
+    /// The system-prompt and thinking settings as one fingerprint value (unchanged from before the
+    /// thinking switch existed when it is off, so earlier runs are not redone).
+    var promptSettings: String { systemPrompt.studyValue + (thinking ? "\u{0}thinking" : "") }
     public var checkpoints: [CheckpointSpec]
 
     // prompts
@@ -146,7 +151,7 @@ public enum StudyFile {
         try r.allow(root, path: "", keys: ["study", "checkpoints", "prompts", "record", "analysis", "abliteration",
                                            "generation", "judges", "report", "paper"])
         let study = try r.table(root, "study", required: true)!
-        try r.allow(study, path: "study", keys: ["name", "out", "system_prompt"])
+        try r.allow(study, path: "study", keys: ["name", "out", "system_prompt", "thinking"])
         let name = try r.string(study, "study.name", required: true)!
 
         var checkpoints: [CheckpointSpec] = []
@@ -227,6 +232,7 @@ public enum StudyFile {
             name: name,
             out: try r.string(study, "study.out") ?? "runs/\(SafeFiles.sanitize(name))",
             systemPrompt: SystemPromptSetting(studyValue: try r.string(study, "study.system_prompt") ?? "default"),
+            thinking: try r.bool(study, "study.thinking") ?? false,
             checkpoints: checkpoints,
             promptFiles: try r.strings(prompts, "prompts.files") ?? [],
             trainPerClass: try r.int(prompts, "prompts.train_per_class", min: 1),

@@ -13,8 +13,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "System prompt: the model's default (omit), a text, or none with --no-system.")
     var system: String?
     @Flag(name: .customLong("no-system"), help: "No system turn at all.") var noSystem = false
-    @Option(name: .customLong("chat-format"), help: "Use this chat format instead of the model's template (chatml).")
+    @Option(name: .customLong("chat-format"), help: "Use this chat format instead of the model's template (chatml, qwen3, llama3, llama3.1, gemma2, gemma3, mistral, phi3, glm4).")
     var chatFormat: String?
+    @Flag(name: .long, help: "Qwen3: let the model think first (default: the prompt closes an empty think block, enable_thinking=False).")
+    var thinking = false
     @Option(name: .long, help: "Threads for matrix multiplies (default: all cores).") var threads: Int?
 
     var systemPrompt: SystemPrompt { noSystem ? .none : (system.map { .custom($0) } ?? .modelDefault) }
@@ -30,7 +32,7 @@ struct ModelOptions: ParsableArguments {
     /// Tokenizer, template and configuration without the weights (checks before loading).
     func encoder() throws -> ChatEncoder {
         if let threads { setThreads(threads) }
-        return try ChatEncoder(path: model, systemPrompt: systemPrompt, chatFormat: chatFormat)
+        return try ChatEncoder(path: model, systemPrompt: systemPrompt, chatFormat: chatFormat, thinking: thinking)
     }
 }
 

@@ -19,14 +19,16 @@ struct Tokenize: AsyncParsableCommand {
     @Flag(name: .long, help: "Render the text as a user message with the model's chat template first.") var chat = false
     @Option(name: .long, help: "With --chat: the system prompt (default: the template's own).") var system: String?
     @Flag(name: .customLong("no-system"), help: "With --chat: no system turn at all.") var noSystem = false
-    @Option(name: .customLong("chat-format"), help: "With --chat: use this format instead of the model's template (chatml).")
+    @Option(name: .customLong("chat-format"), help: "With --chat: use this format instead of the model's template (chatml, qwen3, llama3, llama3.1, gemma2, gemma3, mistral, phi3, glm4).")
     var chatFormat: String?
+    @Flag(name: .long, help: "With --chat, Qwen3: no empty think block after the prompt (the model may think first).")
+    var thinking = false
     @Flag(name: .customLong("show-text"), help: "Print the rendered text to stderr as well.") var showText = false
 
     func validate() throws {
         if system != nil && noSystem { throw ValidationError("--system and --no-system exclude each other") }
-        if !chat && (system != nil || noSystem || chatFormat != nil) {
-            throw ValidationError("--system, --no-system and --chat-format need --chat")
+        if !chat && (system != nil || noSystem || chatFormat != nil || thinking) {
+            throw ValidationError("--system, --no-system, --chat-format and --thinking need --chat")
         }
     }
 
@@ -43,9 +45,10 @@ struct Tokenize: AsyncParsableCommand {
                 input = s
             }
             if chat {
-                let tpl = try loaded.chatTemplate(format: chatFormat)
+                var tpl = try loaded.chatTemplate(format: chatFormat)
+                tpl.thinking = thinking
                 let choice: SystemPrompt = noSystem ? .none : (system.map { .custom($0) } ?? .modelDefault)
-                input = tpl.renderPrompt(user: input, system: choice)
+                input = try tpl.renderPrompt(user: input, system: choice)
             }
             if showText { FileHandle.standardError.write(Data((input + "\n").utf8)) }
             let ids = loaded.tokenizer.encode(input)

@@ -18,9 +18,23 @@ public enum TokenizerNormalizer: Sendable, Equatable {
     case nfc
 }
 
+/// How a vocabulary spells text.
+public enum TokenizerModel: Sendable, Equatable {
+    /// Byte-level BPE (GPT-2 alphabet, merges by rank).
+    case byteLevel
+    /// SentencePiece-style BPE as Hugging Face builds it for Gemma from a GGUF vocabulary
+    /// (`tokenizer.ggml.model = llama`): spaces become `▁`, the text between added tokens is one word
+    /// of Unicode characters, a character missing from the vocabulary falls back to its UTF-8 byte
+    /// tokens `<0xXX>`, and two adjacent symbols merge when their concatenation is a token; the merge
+    /// whose result comes first in the vocabulary wins (on a tie, the longer left part; then the
+    /// leftmost position) — the merge order transformers derives for Gemma files.
+    case sentencePiece
+}
+
 /// Byte-level BPE (GPT-2 family: SmolLM2, Qwen2.5, Llama 3): added tokens are split out first, the rest
 /// is normalised, pre-tokenised by the model's split, spelled as bytes and merged by merge rank. Built
 /// from GGUF metadata (`fromGGUF`) or a Hugging Face `tokenizer.json` (`fromTokenizerJSON`).
+/// With `model == .sentencePiece` it is Gemma's SentencePiece-style BPE instead (see `TokenizerModel`).
 public struct BPETokenizer: Sendable {
     /// Vocabulary strings as the model file spells them (byte-level alphabet), indexed by id.
     public let tokens: [String]
@@ -42,6 +56,14 @@ public struct BPETokenizer: Sendable {
     public internal(set) var padTokenId: Int32?
     /// Where the tokenizer came from (file path), for error messages.
     public let source: String
+    public let model: TokenizerModel
+    /// SentencePiece: token UTF-8 → id (the last id of a spelling that occurs twice, as HF's vocabulary
+    /// keeps it). Keyed by bytes: Swift's String equality would merge canonically equivalent tokens
+    /// (`;` U+037E and `;`, `不` U+F967 and U+4E0D), which are distinct tokens.
+    let spVocab: [[UInt8]: Int32]
+    let spUTF8: [[UInt8]]
+    /// SentencePiece: length of each token in Unicode scalars (the merge tie-break).
+    let scalarLengths: [Int32]
     private let cache = BPECache()
 
     public var vocabSize: Int { tokens.count }
@@ -73,9 +95,10 @@ public struct BPETokenizer: Sendable {
     public init(tokens: [String], merges mergeList: [(String, String)], addedTokens: [AddedToken],
                 preTokenizer: [PreTokenizerStep], normalizer: TokenizerNormalizer = .none,
                 bosTokenId: Int32? = nil, eosTokenId: Int32? = nil, padTokenId: Int32? = nil,
-                source: String) throws {
+                model: TokenizerModel = .byteLevel, source: String) throws {
         self.tokens = tokens
         self.source = source
+        self.model = model
         self.preTokenizer = preTokenizer
         self.normalizer = normalizer
         self.bosTokenId = bosTokenId
@@ -92,10 +115,20 @@ public struct BPETokenizer: Sendable {
         vocab.reserveCapacity(tokens.count)
         var bytes: [[UInt8]] = []
         bytes.reserveCapacity(tokens.count)
+        var spv: [[UInt8]: Int32] = [:]
         for (i, t) in tokens.enumerated() {
-            if vocab[t] == nil { vocab[t] = Int32(i) }
-            bytes.append(ByteLevel.decode(t) ?? Array(t.utf8))
+            switch model {
+            case .byteLevel:
+                if vocab[t] == nil { vocab[t] = Int32(i) }
+                bytes.append(ByteLevel.decode(t) ?? Array(t.utf8))
+            case .sentencePiece:
+                spv[Array(t.utf8)] = Int32(i)
+                bytes.append(BPETokenizer.byteFallbackValue(t).map { [$0] } ?? Array(t.replacingOccurrences(of: "\u{2581}", with: " ").utf8))
+            }
         }
+        self.spVocab = spv
+        self.spUTF8 = model == .sentencePiece ? tokens.map { Array($0.utf8) } : []
+        self.scalarLengths = model == .sentencePiece ? tokens.map { Int32($0.unicodeScalars.count) } : []
         var added = addedTokens
         for a in added where a.id < 0 || Int(a.id) >= tokens.count {
             throw InputError(file: source, key: "added_tokens",
@@ -109,6 +142,10 @@ public struct BPETokenizer: Sendable {
 
         var b2i = [Int32](repeating: -1, count: 256)
         for b in 0..<256 {
+            if model == .sentencePiece {
+                if let id = spv[Array(BPETokenizer.byteFallbackName(UInt8(b)).utf8)] { b2i[b] = id }
+                continue
+            }
             let spelled = String(Unicode.Scalar(ByteLevel.byteToScalar[b])!)
             if let id = vocab[spelled] { b2i[b] = id }
         }
@@ -183,6 +220,7 @@ public struct BPETokenizer: Sendable {
     }
 
     private func encodeSegment(_ bytes: ArraySlice<UInt8>, _ ids: inout [Int32], _ st: inout EncodeState) {
+        if model == .sentencePiece { return encodeSentencePiece(bytes, &ids, &st) }
         var s = String(decoding: bytes, as: UTF8.self)
         if normalizer == .nfc { s = s.precomposedStringWithCanonicalMapping }
         st.text.load(Substring(s).unicodeScalars)
@@ -226,6 +264,56 @@ public struct BPETokenizer: Sendable {
             if at > 0 { st.ranks[at - 1] = pairRank(st.symbols[at - 1], st.symbols[at]) }
             if at < st.ranks.count { st.ranks[at] = pairRank(st.symbols[at], st.symbols[at + 1]) }
         }
+        ids.append(contentsOf: st.symbols)
+    }
+
+    // MARK: SentencePiece (Gemma)
+
+    /// `<0xXX>` → XX.
+    static func byteFallbackValue(_ t: String) -> UInt8? {
+        let u = Array(t.utf8)
+        guard u.count == 6, u[0] == 0x3C, u[1] == 0x30, u[2] == 0x78, u[5] == 0x3E else { return nil }
+        return UInt8(String(decoding: u[3..<5], as: UTF8.self), radix: 16)
+    }
+
+    static func byteFallbackName(_ b: UInt8) -> String {
+        let hex = String(b, radix: 16, uppercase: true)
+        return "<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"
+    }
+
+    /// One segment (text between added tokens): spaces → `▁`, characters → ids (byte fallback), merges.
+    private func encodeSentencePiece(_ bytes: ArraySlice<UInt8>, _ ids: inout [Int32], _ st: inout EncodeState) {
+        let cacheable = bytes.count <= 64
+        if cacheable, let hit = cache.get(bytes) { ids.append(contentsOf: hit); return }
+        let text = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: " ", with: "\u{2581}")
+        st.symbols.removeAll(keepingCapacity: true)
+        for u in text.unicodeScalars {
+            if let id = spVocab[Array(String(u).utf8)] { st.symbols.append(id); continue }
+            for b in String(u).utf8 where byteToId[Int(b)] >= 0 { st.symbols.append(byteToId[Int(b)]) }
+        }
+        let none = UInt64.max
+        // (index of the merged token << 10 | (1023 - left length)) << 32 | merged id: smaller is better.
+        func pairRank(_ a: Int32, _ b: Int32) -> UInt64 {
+            guard let m = spVocab[spUTF8[Int(a)] + spUTF8[Int(b)]] else { return none }
+            let left = UInt64(1023 - min(Int(scalarLengths[Int(a)]), 1023))
+            return (UInt64(m) << 10 | left) << 32 | UInt64(UInt32(bitPattern: m))
+        }
+        st.ranks.removeAll(keepingCapacity: true)
+        if st.symbols.count > 1 {
+            for i in 0..<(st.symbols.count - 1) { st.ranks.append(pairRank(st.symbols[i], st.symbols[i + 1])) }
+        }
+        while !st.ranks.isEmpty {
+            var best = none
+            var at = -1
+            for i in 0..<st.ranks.count where st.ranks[i] < best { best = st.ranks[i]; at = i }
+            if at < 0 { break }
+            st.symbols[at] = Int32(bitPattern: UInt32(truncatingIfNeeded: best))
+            st.symbols.remove(at: at + 1)
+            st.ranks.remove(at: at)
+            if at > 0 { st.ranks[at - 1] = pairRank(st.symbols[at - 1], st.symbols[at]) }
+            if at < st.ranks.count { st.ranks[at] = pairRank(st.symbols[at], st.symbols[at + 1]) }
+        }
+        if cacheable { cache.put(bytes, st.symbols) }
         ids.append(contentsOf: st.symbols)
     }
 

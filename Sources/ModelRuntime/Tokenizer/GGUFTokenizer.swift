@@ -8,11 +8,22 @@ extension BPETokenizer {
     /// Two details follow the model's original Hugging Face tokenizer rather than the GGUF loader of
     /// transformers: `smollm` isolates every digit before the GPT-2 split (HF `Digits(individual_digits)`,
     /// as llama.cpp does), and `qwen2` normalises text to NFC (HF `Qwen2Tokenizer`).
+    ///
+    /// A SentencePiece vocabulary (`llama`) is read for the Gemma architectures (`gemma`, `gemma2`,
+    /// `gemma3`) as transformers builds it from the file: see `fromGGUFGemma`.
     public static func fromGGUF(_ f: GGUFFile) throws -> BPETokenizer {
         let model = f.string("tokenizer.ggml.model")
+        if model == "llama" {
+            let arch = f.architecture ?? "(none)"
+            guard ["gemma", "gemma2", "gemma3"].contains(arch) else {
+                throw InputError(file: f.path, key: "tokenizer.ggml.model",
+                                 "a SentencePiece (llama) vocabulary is implemented for the Gemma architectures only, not \(AblabText.printable(arch))")
+            }
+            return try fromGGUFGemma(f)
+        }
         guard model == "gpt2" else {
             throw InputError(file: f.path, key: "tokenizer.ggml.model",
-                             "tokenizer \(AblabText.printable(model ?? "(none)")) is not supported; only byte-level BPE (gpt2) models are")
+                             "tokenizer \(AblabText.printable(model ?? "(none)")) is not supported; byte-level BPE (gpt2) and Gemma's SentencePiece (llama) vocabularies are")
         }
         let tokens = try f.requireStringArray("tokenizer.ggml.tokens")
         let mergeStrings = try f.requireStringArray("tokenizer.ggml.merges")
@@ -47,6 +58,36 @@ extension BPETokenizer {
         return try BPETokenizer(tokens: tokens, merges: merges, addedTokens: added, preTokenizer: steps,
                                 normalizer: normalizer, bosTokenId: id("bos_token_id"), eosTokenId: id("eos_token_id"),
                                 padTokenId: id("padding_token_id"), source: f.path)
+    }
+}
+
+extension BPETokenizer {
+    /// Gemma's SentencePiece vocabulary as transformers' GGUF loader builds it (`GemmaTokenizer`: BPE
+    /// with byte fallback, spaces as `▁`): a token made of whitespace that contains a space is spelled
+    /// as that many `▁` (the file stores real spaces); merges follow the vocabulary order, not the
+    /// file's scores (see `TokenizerModel.sentencePiece`); control tokens (type 3) are special added
+    /// tokens, user-defined ones (type 4, e.g. `\n`, `\n\n`) plain added tokens.
+    static func fromGGUFGemma(_ f: GGUFFile) throws -> BPETokenizer {
+        let raw = try f.requireStringArray("tokenizer.ggml.tokens")
+        let tokens = raw.map { t -> String in
+            guard t.unicodeScalars.contains(" "), t.unicodeScalars.allSatisfy(PyString.isSpace) else { return t }
+            return String(repeating: "\u{2581}", count: t.unicodeScalars.count)
+        }
+        guard let types = f.intArray("tokenizer.ggml.token_type"), types.count == tokens.count else {
+            throw InputError(file: f.path, key: "tokenizer.ggml.token_type",
+                             "a token type per token is required for a SentencePiece vocabulary (\(tokens.count) tokens)")
+        }
+        let known = Set(tokens.map { Array($0.utf8) })   // bytes: String equality merges canonical equivalents
+        var added: [AddedToken] = []
+        for (i, t) in types.enumerated() {
+            if t == 3 { added.append(AddedToken(id: Int32(i), content: raw[i], special: true)) }
+            // As transformers: only a user-defined token whose own spelling is in the vocabulary.
+            if t == 4 && known.contains(Array(raw[i].utf8)) { added.append(AddedToken(id: Int32(i), content: raw[i], special: false)) }
+        }
+        func id(_ key: String) -> Int32? { f.int("tokenizer.ggml.\(key)").map { Int32(truncatingIfNeeded: $0) } }
+        return try BPETokenizer(tokens: tokens, merges: [], addedTokens: added, preTokenizer: [],
+                                bosTokenId: id("bos_token_id"), eosTokenId: id("eos_token_id"),
+                                padTokenId: id("padding_token_id"), model: .sentencePiece, source: f.path)
     }
 }
 
