@@ -62,7 +62,7 @@ final class Encoder: @unchecked Sendable {
     private let model: ChatModel
     private let lock = NSLock()
     init(_ model: ChatModel) { self.model = model }
-    func chat(_ messages: [ChatMessage]) -> [Int] { lock.lock(); defer { lock.unlock() }; return model.encodeChat(messages) }
+    func chat(_ messages: [ChatMessage]) throws -> [Int] { lock.lock(); defer { lock.unlock() }; return try model.encodeChat(messages) }
     func raw(_ text: String) -> [Int] {
         lock.lock(); defer { lock.unlock() }
         return model.tokenizer.encode(text).map(Int.init)
@@ -146,7 +146,11 @@ public final class OpenAIServer: Sendable {
         guard parsed.model == configuration.modelName else { throw Self.unknownModel(parsed.model) }
         let tokens: [Int]
         switch parsed.input {
-        case .messages(let m): tokens = encoder.chat(m)
+        case .messages(let m):
+            // a conversation the model's template refuses (e.g. turns that do not alternate) is a bad request
+            do { tokens = try encoder.chat(m) } catch {
+                throw APIError.badRequest("The chat template refuses these messages: \(error)", param: "messages")
+            }
         case .text(let t): tokens = encoder.raw(t)
         }
         guard !tokens.isEmpty else { throw APIError.badRequest("The prompt is empty", param: chat ? "messages" : "prompt") }
