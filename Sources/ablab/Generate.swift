@@ -173,7 +173,8 @@ struct Abliterate: AsyncParsableCommand {
     @Option(name: .long, help: "A GGUF model file.") var model: String
     @OptionGroup var direction: DirectionOptions
     @Option(name: .long, help: "Ablation strength α.") var alpha: Double = 1
-    @Flag(name: .long, help: "Store edited tensors as F16 instead of F32.") var f16 = false
+    @Option(name: .long, help: "Type of the edited matrices: original (each keeps its stored type, requantized), F32, F16, or a block type (Q8_0, Q4_0, …, Q6_K).") var type: String = "original"
+    @Flag(name: .long, help: "Same as --type F16.") var f16 = false
     @Option(name: .long, help: "The checkpoint's name (default: the model file's name).") var name: String?
     @Option(name: .customLong("save-direction"), help: "Also write the direction used as .npy.") var saveDirection: String?
     @Option(name: .long, help: "The edited GGUF file.") var out: String
@@ -188,8 +189,16 @@ struct Abliterate: AsyncParsableCommand {
             guard let v = try direction.load(modelPath: model) else { return }
             let setting = try direction.setting(checkpoint: name ?? checkpointName(model), alpha: alpha)
             if let saveDirection { try DirectionFile.writeNPY(v, to: saveDirection) }
+            var t: GGMLType? = nil
+            if f16 { t = .f16 } else if type.lowercased() != "original" {
+                guard let g = GGMLType.allCases.first(where: { $0.name.caseInsensitiveCompare(type) == .orderedSame }),
+                      GGMLQuantizer.canQuantize(g) else {
+                    throw ValidationError("--type \(type): choose original, \(GGMLQuantizer.supported.map(\.name).joined(separator: ", "))")
+                }
+                t = g
+            }
             try Orthogonalization.export(source: model, direction: v, alpha: Float(alpha), setting: setting,
-                                         type: f16 ? .f16 : .f32, to: out)
+                                         type: t, to: out)
             print(out)
         }
     }

@@ -126,7 +126,7 @@ struct ExportTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = dir + "/edited.gguf"
         let setting = AbliterationSetting(checkpoint: TestModels.smol, method: .meanDiff, layer: 10, position: -1, alpha: Double(alpha))
-        let edited = try Orthogonalization.export(source: src, direction: r, alpha: alpha, setting: setting, to: out)
+        let edited = try Orthogonalization.export(source: src, direction: r, alpha: alpha, setting: setting, type: .f32, to: out)
         #expect(edited.count == 1 + 2 * c.nLayers)
 
         // The file: edited tensors F32, an explicit output head equal to the source's embedding bytes.
@@ -166,7 +166,7 @@ struct ExportTests {
         let r = rng.vector(c.dModel)
         let dir = try TestModels.tempDir("export0")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try Orthogonalization.export(source: src, direction: r, alpha: 0, to: dir + "/zero.gguf")
+        try Orthogonalization.export(source: src, direction: r, alpha: 0, type: .f32, to: dir + "/zero.gguf")
         let z = try ChatModel(path: dir + "/zero.gguf")
         let ids = m.encodeChat(user: testPrompts[0])
         let a = try greedy(m.transformer, prompt: ids, n: 8)
