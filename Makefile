@@ -17,10 +17,10 @@ TEST_TIMEOUT ?= 30m
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 
-.PHONY: demo test deps models models-smol models-large build venv-test venv-ref fixtures bench fuzz clean interop
+.PHONY: demo test deps models models-smol models-large models-requant build venv-test venv-ref fixtures bench fuzz clean interop
 
 ## demo: install what is missing, fetch the default models, build, run the default study
-demo: deps models build
+demo: deps models models-requant build
 	$(ABLAB) run $(STUDY) --figures figures
 
 ## test: install what is missing, fetch SmolLM2, build optimised, run every test and the h5py checks
@@ -59,6 +59,20 @@ models-smol:
 	notebooks-scripts/fetch_models.sh smollm2
 models-large:
 	notebooks-scripts/fetch_models.sh large
+
+## models-requant: the default study's same-width pair — Qwen2.5-Coder-0.5B requantized to Q4_0 by
+## `ablab quantize` (deterministic: its sha256 is pinned; an existing file of that content is kept)
+REQUANT_SRC := models/Qwen2.5-Coder-0.5B-Instruct.gguf
+REQUANT := models/Qwen2.5-Coder-0.5B-Instruct.requant-Q4_0.gguf
+REQUANT_SHA := c167f84bf35f9a22df8d67cfaa5fbd058de06a26a06ea05131c4a9d6b0c8a515
+models-requant: models build
+	@if [ -f $(REQUANT) ] && [ "$$(sha256sum $(REQUANT) | cut -d' ' -f1)" = $(REQUANT_SHA) ]; then \
+	  echo "models-requant: $(REQUANT) present" >&2; \
+	else \
+	  $(ABLAB) quantize $(REQUANT_SRC) --type Q4_0 --out $(REQUANT) >/dev/null && \
+	  got=$$(sha256sum $(REQUANT) | cut -d' ' -f1) && \
+	  if [ "$$got" != $(REQUANT_SHA) ]; then echo "models-requant: $(REQUANT) has sha256 $$got, not the pinned $(REQUANT_SHA) (a changed source model or quantizer)" >&2; exit 1; fi; \
+	fi
 
 build:
 	swift build $(SWIFT_RELEASE) --product ablab
