@@ -179,8 +179,20 @@ struct Abliterate: AsyncParsableCommand {
     @Option(name: .customLong("save-direction"), help: "Also write the direction used as .npy.") var saveDirection: String?
     @Option(name: .long, help: "The edited GGUF file.") var out: String
 
+    /// nil = each edited matrix keeps its original type.
+    var storedType: GGMLType?? {
+        if f16 { return .some(.f16) }
+        if type.lowercased() == "original" { return .some(nil) }
+        guard let g = GGMLType.allCases.first(where: { $0.name.caseInsensitiveCompare(type) == .orderedSame }),
+              GGMLQuantizer.canQuantize(g) else { return nil }
+        return .some(g)
+    }
+
     func validate() throws {
         if !direction.given { throw ValidationError("give --direction FILE or --run RUN") }
+        if storedType == nil {
+            throw ValidationError("--type \(type): choose original, \(GGMLQuantizer.supported.map(\.name).joined(separator: ", "))")
+        }
     }
 
     func run() async throws {
@@ -189,16 +201,8 @@ struct Abliterate: AsyncParsableCommand {
             guard let v = try direction.load(modelPath: model) else { return }
             let setting = try direction.setting(checkpoint: name ?? checkpointName(model), alpha: alpha)
             if let saveDirection { try DirectionFile.writeNPY(v, to: saveDirection) }
-            var t: GGMLType? = nil
-            if f16 { t = .f16 } else if type.lowercased() != "original" {
-                guard let g = GGMLType.allCases.first(where: { $0.name.caseInsensitiveCompare(type) == .orderedSame }),
-                      GGMLQuantizer.canQuantize(g) else {
-                    throw ValidationError("--type \(type): choose original, \(GGMLQuantizer.supported.map(\.name).joined(separator: ", "))")
-                }
-                t = g
-            }
             try Orthogonalization.export(source: model, direction: v, alpha: Float(alpha), setting: setting,
-                                         type: t, to: out)
+                                         type: storedType ?? nil, to: out)
             print(out)
         }
     }

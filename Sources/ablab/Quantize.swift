@@ -20,13 +20,18 @@ struct Quantize: AsyncParsableCommand {
     @Option(name: .long, help: "The quantized GGUF file.") var out: String
     @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
 
+    var target: GGMLType? {
+        GGMLType.allCases.first { $0.name.caseInsensitiveCompare(type) == .orderedSame && ModelQuantization.fileTypes[$0] != nil }
+    }
+
+    func validate() throws {
+        if target == nil { throw ValidationError("--type \(type): choose one of \(ModelQuantization.supportedNames)") }
+    }
+
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
-            guard let t = GGMLType.allCases.first(where: { $0.name.caseInsensitiveCompare(type) == .orderedSame }),
-                  ModelQuantization.fileTypes[t] != nil else {
-                throw ValidationError("--type \(type): choose one of \(ModelQuantization.supportedNames)")
-            }
+            let t = target!
             if let threads { setThreads(threads) }
             let plan = try ModelQuantization.quantize(source: model, target: t, to: out)
             var counts: [GGMLType: Int] = [:]
