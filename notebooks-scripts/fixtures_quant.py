@@ -39,7 +39,9 @@ def find_lib():
     hits = sorted(glob.glob(os.path.join(ROOT, ".venv-bench", "lib", "python*", "site-packages", "llama_cpp", "lib",
                                          "libggml-base.so")))
     if not hits:
-        sys.exit("fixtures_quant.py: libggml-base.so not found; build .venv-bench (make bench) or set GGML_BASE_LIB")
+        print("fixtures_quant.py: skipped, libggml-base.so not found (build .venv-bench with `make bench`, or set "
+              "GGML_BASE_LIB); the committed fixtures are unchanged", file=sys.stderr)
+        sys.exit(0)
     return hits[0]
 
 
@@ -79,10 +81,11 @@ def rows():
 
 
 def main():
+    lib_path = find_lib()
     os.makedirs(OUT, exist_ok=True)
     x, kinds = rows()
     nrows = x.shape[0]
-    lib = ctypes.CDLL(find_lib())
+    lib = ctypes.CDLL(lib_path)
     lib.ggml_quantize_chunk.restype = ctypes.c_size_t
     lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                         ctypes.c_int64, ctypes.c_void_p]
