@@ -17,7 +17,7 @@ TEST_TIMEOUT ?= 30m
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 
-.PHONY: demo test deps models models-smol models-large models-requant build venv-test venv-ref fixtures bench fuzz clean interop
+.PHONY: demo test test-slurm deps models models-smol models-large models-requant build venv-test venv-ref fixtures bench fuzz clean interop
 
 ## demo: install what is missing, fetch the default models, build, run the default study
 demo: deps models models-requant build
@@ -33,6 +33,11 @@ test: deps models venv-test
 	OPENBLAS_CORETYPE=Prescott timeout --kill-after=30s $(TEST_TIMEOUT) swift test $(SWIFT_TEST) --skip-build \
 	  --filter '$(PRESCOTT_SUITES)' 2>&1 | tee $(ABLAB_INTEROP_DIR)/../swift-test-prescott.log; exit $${PIPESTATUS[0]}
 	$(MAKE) interop
+
+## test-slurm: a small study on a real single-node Slurm (installed and started here, as root) equals one `ablab run`
+test-slurm: deps models-smol venv-test
+	swift build $(SWIFT_TEST) --product ablab
+	ABLAB=$(CURDIR)/$(ABLAB) PY=$(CURDIR)/$(VENV_TEST)/bin/python notebooks-scripts/slurm/test-slurm.sh
 
 ## interop: Python (h5py + numpy) reads what ablab wrote
 interop: venv-test
@@ -77,11 +82,14 @@ models-requant: models build
 build:
 	swift build $(SWIFT_RELEASE) --product ablab
 
-## venv-test: h5py + numpy for the interop checks (created once, cached)
-venv-test: $(VENV_TEST)/.ok
-$(VENV_TEST)/.ok:
-	$(PY) -m venv $(VENV_TEST)
-	$(VENV_TEST)/bin/pip install -q --disable-pip-version-check h5py numpy
+## venv-test: h5py + numpy for the interop checks, the openai client for the `ablab serve` tests
+## (created once, cached; the stamp names the packages, so adding one reinstalls)
+VENV_TEST_PACKAGES := h5py numpy openai
+VENV_TEST_OK := $(VENV_TEST)/.ok-$(subst $(eval) ,-,$(VENV_TEST_PACKAGES))
+venv-test: $(VENV_TEST_OK)
+$(VENV_TEST_OK):
+	[ -x $(VENV_TEST)/bin/python ] || $(PY) -m venv $(VENV_TEST)
+	$(VENV_TEST)/bin/pip install -q --disable-pip-version-check $(VENV_TEST_PACKAGES)
 	touch $@
 
 ## venv-ref: the reference implementations used to make test fixtures (never a runtime dependency)
@@ -101,7 +109,7 @@ FUZZ_TARGETS ?=
 fuzz: deps
 	notebooks-scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-bench: deps models build
+bench: deps models build venv-test
 	notebooks-scripts/bench/run.sh
 
 clean:

@@ -28,6 +28,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // `ablab serve` only (Sources/Serving); no optional traits, to keep builds short.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // Thin C shims over system libraries (pkg-config names hdf5, openblas, cairo).
@@ -52,6 +54,10 @@ let package = Package(
         .target(name: "Analysis", dependencies: ["ActivationCache", "LinearAlgebra", "HDF5", "AblabCore"], swiftSettings: fast),
         .target(name: "Abliteration", dependencies: ["ModelRuntime", "LinearAlgebra", "AblabCore"], swiftSettings: fast),
         .target(name: "Judging", dependencies: ["ModelRuntime", "Abliteration", "AblabCore"]),
+        // `ablab serve`: an OpenAI-compatible HTTP server with continuous batching over the runtime.
+        .target(name: "Serving", dependencies: [
+            "ModelRuntime", "LinearAlgebra", "AblabCore", .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .target(name: "Report", dependencies: ["Plotting", "Analysis", "ActivationCache", "LinearAlgebra", "Judging", "HDF5", "AblabCore"]),
         .target(name: "Study", dependencies: [
             "Recording", "ActivationCache", "Analysis", "Abliteration", "Judging", "Report", "AblabCore",
@@ -60,7 +66,7 @@ let package = Package(
         .target(name: "FuzzTargets", dependencies: ["AblabCore", "ModelRuntime", "HDF5", "ActivationCache", "Judging", "Study"]),
         .executableTarget(name: "ablab", dependencies: [
             "AblabCore", "LinearAlgebra", "ModelRuntime", "ActivationCache", "Recording", "Analysis", "Abliteration",
-            "Judging", "Report", "Study",
+            "Judging", "Report", "Study", "Serving",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -76,6 +82,7 @@ let package = Package(
         .testTarget(name: "ReportTests", dependencies: ["Report", "ActivationCache", "Analysis"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "AbliterationTests", dependencies: ["Abliteration"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "ModelRuntime", "AblabCore"]),
     ] + kernelPaths,
     swiftLanguageModes: [.v6]
 )

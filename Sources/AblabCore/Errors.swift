@@ -17,6 +17,7 @@ public enum ExitCode {
     public static let badInput: Int32 = 2     // bad command line, study file, prompt file or model file
     public static let io: Int32 = 3           // a file could not be read or written (permissions, full disk)
     public static let numerical: Int32 = 4    // NaN or infinity in activations or logits; those prompts were stopped
+    public static let resources: Int32 = 5    // not enough memory for the model and its work: refused before loading
     public static let interrupted: Int32 = 130 // Ctrl-C; finished work is kept
 }
 

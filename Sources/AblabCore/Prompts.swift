@@ -7,9 +7,29 @@ public struct Prompt: Codable, Hashable, Sendable {
     public var text: String
     public var label: String
     public var split: String?
-    public init(id: String, text: String, label: String, split: String? = nil) {
-        self.id = id; self.text = text; self.label = label; self.split = split
+    /// The file and line the prompt was read from (for messages; not part of equality, hashing or coding).
+    public var origin: PromptOrigin?
+    public init(id: String, text: String, label: String, split: String? = nil, origin: PromptOrigin? = nil) {
+        self.id = id; self.text = text; self.label = label; self.split = split; self.origin = origin
     }
+
+    enum CodingKeys: String, CodingKey { case id, text, label, split }
+
+    public static func == (a: Prompt, b: Prompt) -> Bool {
+        a.id == b.id && a.text == b.text && a.label == b.label && a.split == b.split
+    }
+    public func hash(into h: inout Hasher) { h.combine(id); h.combine(text); h.combine(label); h.combine(split) }
+
+    /// The file (or option) and line the prompt came from ("prompt list" when unknown).
+    public var location: (file: String, line: Int?) { (origin?.file ?? "prompt list", origin?.line) }
+}
+
+/// Where a prompt was read from.
+public struct PromptOrigin: Sendable, Hashable {
+    public var file: String
+    /// 1-based line (JSONL) or the line a CSV record starts on; nil for a prompt given on the command line.
+    public var line: Int?
+    public init(file: String, line: Int?) { self.file = file; self.line = line }
 }
 
 /// Reads prompt files (JSONL or CSV with `id`, `text`, `label` and optional `split`) and checks them
@@ -19,13 +39,19 @@ public enum PromptFile {
     /// Loads one file. With `splits`, rows of other splits are skipped before they are checked (the
     /// shipped harmful set has empty texts in its `non-english` split).
     public static func load(_ path: String, splits: Set<String>? = nil) throws -> [Prompt] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw InputError(file: path, "cannot read the prompt file (does it exist?)")
+        // Size first (bounded memory); a line too long for any context is refused naming its prompt id.
+        let data = try BoundedText.read(path, what: "prompt file", maxLineBytes: .max)
+        let lower = path.lowercased()
+        if let long = BoundedText.longLine(data, limit: InputLimits.maxLineBytes) {
+            let id = lower.hasSuffix(".csv") ? nil : data.withUnsafeBytes {
+                JSONPeek.topLevelString("id", in: UnsafeRawBufferPointer(rebasing: $0[long.start..<(long.start + long.bytes)]))
+            }
+            throw InputError(file: path, line: long.line, key: id,
+                             "the prompt\(id.map { " '\(AblabText.printable($0))'" } ?? "") on line \(long.line) is \(long.bytes) bytes (\(InputLimits.formatBytes(long.bytes))), more than the \(InputLimits.maxLineBytes) bytes (\(InputLimits.formatBytes(InputLimits.maxLineBytes))) a prompt line may hold, far beyond any model's context; shorten it or remove it")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw InputError(file: path, "the prompt file is not valid UTF-8")
         }
-        let lower = path.lowercased()
         let prompts = lower.hasSuffix(".csv") ? try parseCSV(text, file: path, splits: splits) : try parseJSONL(text, file: path, splits: splits)
         if prompts.isEmpty {
             throw InputError(file: path, splits == nil ? "the prompt file holds no prompts" : "no prompt has split \(splits!.sorted().joined(separator: " or "))")
@@ -76,7 +102,8 @@ public enum PromptFile {
                 throw InputError(file: file, line: lineNo, key: k, "field '\(k)' must be a string")
             }
             let p = Prompt(id: try field("id", required: true)!, text: try field("text", required: true)!,
-                           label: try field("label", required: true)!, split: try field("split", required: false))
+                           label: try field("label", required: true)!, split: try field("split", required: false),
+                           origin: PromptOrigin(file: file, line: lineNo))
             if let splits, !splits.contains(p.split ?? "") { continue }
             try check(p, file: file, line: lineNo, ids: &ids)
             out.append(p)
@@ -112,7 +139,8 @@ public enum PromptFile {
                 throw InputError(file: file, line: row.line, "expected \(names.count) fields, found \(row.fields.count)")
             }
             let split = col("split").map { row.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }
-            let p = Prompt(id: row.fields[col("id")!], text: row.fields[col("text")!], label: row.fields[col("label")!], split: split)
+            let p = Prompt(id: row.fields[col("id")!], text: row.fields[col("text")!], label: row.fields[col("label")!], split: split,
+                           origin: PromptOrigin(file: file, line: row.line))
             if let splits, !splits.contains(p.split ?? "") { continue }
             try check(p, file: file, line: row.line, ids: &ids)
             out.append(p)
@@ -131,21 +159,28 @@ public enum PromptFile {
 public enum CSV {
     public struct Row: Sendable { public var line: Int; public var fields: [String] }
 
-    public static func parse(_ text: String, file: String) throws -> [Row] {
+    /// Parses CSV text. A record (which may span lines inside quotes) longer than `maxRecordBytes` is an
+    /// error naming the line it starts on.
+    public static func parse(_ text: String, file: String, maxRecordBytes: Int = InputLimits.maxLineBytes) throws -> [Row] {
         var rows: [Row] = []
         var field = ""
         var fields: [String] = []
         var inQuotes = false
         var line = 1
         var rowStart = 1
-        var it = Array(text.unicodeScalars)
-        if it.first == "\u{FEFF}" { it.removeFirst() }
-        var i = 0
-        while i < it.count {
-            let c = it[i]
+        var recordBytes = 0
+        var it = text.unicodeScalars.makeIterator()
+        var next = it.next()
+        if next == "\u{FEFF}" { next = it.next() }
+        while let c = next {
+            next = it.next()
+            recordBytes += UTF8.width(c)
+            if recordBytes > maxRecordBytes {
+                throw InputError(file: file, line: rowStart, "the CSV record starting on line \(rowStart) is longer than the \(maxRecordBytes) bytes (\(InputLimits.formatBytes(maxRecordBytes))) a record may hold; shorten it (or close a quote left open)")
+            }
             if inQuotes {
                 if c == "\"" {
-                    if i + 1 < it.count && it[i + 1] == "\"" { field.unicodeScalars.append("\""); i += 1 }
+                    if next == "\"" { field.unicodeScalars.append("\""); next = it.next(); recordBytes += 1 }
                     else { inQuotes = false }
                 } else {
                     if c == "\n" { line += 1 }
@@ -159,11 +194,10 @@ public enum CSV {
                 case "\n":
                     fields.append(field); field = ""
                     rows.append(Row(line: rowStart, fields: fields)); fields = []
-                    line += 1; rowStart = line
+                    line += 1; rowStart = line; recordBytes = 0
                 default: field.unicodeScalars.append(c)
                 }
             }
-            i += 1
         }
         if inQuotes { throw InputError(file: file, line: rowStart, "unterminated quoted field") }
         if !field.isEmpty || !fields.isEmpty { fields.append(field); rows.append(Row(line: rowStart, fields: fields)) }

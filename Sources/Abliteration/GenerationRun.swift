@@ -64,6 +64,25 @@ public struct GenerationSummary: Sendable, Equatable {
 public enum GenerationRun {
     static let log = AblabLog.logger("generate")
 
+    /// Checks before the weights are loaded: every prompt's chat-formatted tokens plus
+    /// `options.maxNewTokens` fit the model's context (else the error names file, line, id and both
+    /// counts), and the model with `options.maxBatch` sequences of the longest prompt fits in memory.
+    /// Returns the memory estimate.
+    @discardableResult
+    public static func preflight(encoder: ChatEncoder, prompts: [Prompt], options: GenerationOptions,
+                                 lengthRemedy: String = "or lower --max-new-tokens",
+                                 memoryRemedy: String = "lower --batch or --max-new-tokens, or use a smaller quantization or model") throws -> MemoryEstimate {
+        var longest = 1
+        for p in prompts {
+            let t = try encoder.encodeChecked(p, newTokens: options.maxNewTokens, remedy: lengthRemedy).get()
+            longest = max(longest, t.count)
+        }
+        let need = ModelMemory.estimate(header: encoder.header, workload: .generation(batch: min(options.maxBatch, max(prompts.count, 1)),
+                                                                                     longestPrompt: longest, maxNewTokens: options.maxNewTokens))
+        try ModelMemory.check(need, file: encoder.path, remedy: memoryRemedy)
+        return need
+    }
+
     /// `<run>/generations/<sanitised system>.jsonl`.
     public static func path(run: String, system: String) -> String {
         URL(fileURLWithPath: run).appendingPathComponent("generations")
@@ -107,9 +126,10 @@ public enum GenerationRun {
         if discarded > 0 { log.warning("\(out): discarded a torn last line (\(discarded) bytes)") }
         guard !todo.isEmpty else { return summary }
 
+        // A prompt with its new tokens beyond the context is an error before any model work.
+        let encoded = try todo.map { try model.encoder.encodeChecked($0, newTokens: options.maxNewTokens, remedy: "or lower the new-token limit").get() }
         let handle = try openForAppend(out)
         defer { try? handle.close() }
-        let encoded = todo.map { model.encodeChat(user: $0.text) }
         let bar = Progress("generate \(system)", total: todo.count, enabled: progress)
         var pending: [Int: GenerationResult] = [:]
         var nextToWrite = 0

@@ -5,14 +5,20 @@ import HDF5
 extension ActivationCacheWriter {
     /// Merges per-shard outputs (`--shard k/n`, one file per k) into one schema file ordered by prompt index.
     /// Headers (except `created`), prompt set, dtype, hooks and shard count must agree and the shards
-    /// must cover every prompt exactly once. Refuses to replace an existing output unless `force`.
+    /// must cover every prompt exactly once. An existing output that already equals the merge of the
+    /// shards (same header except `created`, prompts, dtype, hooks and every value bit for bit) is kept
+    /// and the merge skipped, so a resubmitted job succeeds; an existing output that differs is
+    /// replaced only with `force` (atomically: the old file stays until the new one is complete).
     @discardableResult
     public static func merge(_ inputs: [String], into output: String, compression: H5Compression = .none,
                              force: Bool = false) throws -> String {
+        try mergeReporting(inputs, into: output, compression: compression, force: force).path
+    }
+
+    /// `merge`, also saying whether the existing output already equalled the shards (`skipped`).
+    public static func mergeReporting(_ inputs: [String], into output: String, compression: H5Compression = .none,
+                                      force: Bool = false) throws -> (path: String, skipped: Bool) {
         guard !inputs.isEmpty else { throw ActivationCacheError(.mergeMismatch, path: output, "no shard files to merge") }
-        if FileManager.default.fileExists(atPath: output) && !force {
-            throw ActivationCacheError(.alreadyFinished, path: output, "the merged file already exists; delete it or force")
-        }
         let files = try inputs.map { try ActivationFile(path: $0) }
         let first = files[0]
         let n = first.shard.count
@@ -51,6 +57,12 @@ extension ActivationCacheWriter {
             throw ActivationCacheError(.mergeMismatch, path: output, "no shard holds prompt \(hole)")
         }
         let ps = prompt.map { $0! }
+        if FileManager.default.fileExists(atPath: output) {
+            if try outputEquals(output, shards: files, prompts: ps, origins: origin.map { $0! }) { return (output, true) }
+            if !force {
+                throw ActivationCacheError(.alreadyFinished, path: output, "the merged file exists and differs from its shards; delete it or force")
+            }
+        }
         var h = first.header
         h.created = isoNow()
         let plan = AssemblyPlan(
@@ -59,7 +71,37 @@ extension ActivationCacheWriter {
             index: ps.map { Int32($0.index) }, nTokens: ps.map(\.nTokens), hooks: first.hookNames, dtype: first.dtype,
             compression: compression, sources: inputs, origins: origin.map { $0! })
         try Assembler.write(plan, to: output)
-        return output
+        return (output, false)
+    }
+
+    /// Whether `output` is exactly the merge of `shards`: header (except `created`), prompt set, dtype,
+    /// hooks, shard "0/1", the prompt table in index order, and every residual and hook value (compared as
+    /// bit patterns, one layer at a time). An unreadable output is not equal.
+    static func outputEquals(_ output: String, shards: [ActivationFile], prompts ps: [CachedPrompt], origins: [RowOrigin]) throws -> Bool {
+        guard let out = try? ActivationFile(path: output) else { return false }
+        let first = shards[0]
+        guard out.header.ignoringCreated == first.header.ignoringCreated, out.promptSetSHA256 == first.promptSetSHA256,
+              out.nPromptsTotal == first.nPromptsTotal, out.dtype == first.dtype, out.hookNames == first.hookNames,
+              out.shard.isWhole, out.prompts == ps else { return false }
+        let n = ps.count, p = first.nPositions, d = first.header.dModel
+        let row = p * d
+        func same(_ read: (ActivationFile) throws -> [Float]) throws -> Bool {
+            let merged = try read(out)
+            guard merged.count == n * row else { return false }
+            let parts = try shards.map { try read($0) }
+            for (i, o) in origins.enumerated() {
+                let src = parts[o.source]
+                for k in 0..<row where merged[i * row + k].bitPattern != src[o.row * row + k].bitPattern { return false }
+            }
+            return true
+        }
+        for layer in 0...first.header.nLayers {
+            guard try same({ f in try f.residualSet.readFloats(offset: [layer, 0, 0, 0], count: [1, f.nPrompts, p, d]) }) else { return false }
+        }
+        for h in first.hookNames {
+            guard try same({ f in try f.file.openDataset("hooks/" + h).readFloats(offset: [0, 0, 0], count: [f.nPrompts, p, d]) }) else { return false }
+        }
+        return true
     }
 
     /// Merges `<run>/activations/<checkpoint>.shard-k-of-n.h5` for k in 0..<n into `<checkpoint>.h5`.

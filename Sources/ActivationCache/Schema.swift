@@ -15,7 +15,7 @@ public enum ActivationSchema {
 public enum ActivationDType: String, Codable, Sendable, CaseIterable {
     case float32, float16
     var h5: H5ElementType { self == .float32 ? .float32 : .float16 }
-    var size: Int { self == .float32 ? 4 : 2 }
+    public var size: Int { self == .float32 ? 4 : 2 }
 }
 
 /// The descriptive root attributes of a cache file.

@@ -72,6 +72,15 @@ public final class ActivationCacheWriter {
         run + "/activations/" + fileStem(checkpoint: checkpoint, shard: shard) + ".h5"
     }
 
+    /// Bytes of the sealed shards an interrupted recording left (0 when there is none).
+    public static func sealedShardBytes(run: String, checkpoint: String, shard: ShardSpec = .whole) -> Int {
+        let dir = run + "/activations/." + fileStem(checkpoint: checkpoint, shard: shard) + ".partial"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasPrefix("shard-") && $0.hasSuffix(".h5") }.reduce(0) { acc, n in
+            acc + (((try? FileManager.default.attributesOfItem(atPath: dir + "/" + n))?[.size] as? NSNumber)?.intValue ?? 0)
+        }
+    }
+
     public static func isFinished(run: String, checkpoint: String, shard: ShardSpec = .whole) -> Bool {
         FileManager.default.fileExists(atPath: finalPath(run: run, checkpoint: checkpoint, shard: shard))
     }

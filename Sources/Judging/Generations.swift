@@ -36,11 +36,7 @@ public enum GenerationsFile {
     public static let maxBytes = 1 << 30
 
     public static func read(_ path: String) throws -> [GenerationLine] {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let size = attrs?[.size] as? Int else { throw IOError(path: path, "cannot read the generations file (missing or unreadable)") }
-        guard size <= maxBytes else { throw InputError(file: path, "the generations file is \(size) bytes, over the \(maxBytes)-byte limit") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw IOError(path: path, "cannot read the generations file") }
-        guard let text = String(data: data, encoding: .utf8) else { throw InputError(file: path, "the generations file is not UTF-8 text") }
+        let text = try BoundedText.readString(path, what: "generations file", maxFileBytes: maxBytes)
         return try parse(text, file: path)
     }
 

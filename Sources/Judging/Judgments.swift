@@ -39,11 +39,7 @@ public enum JudgmentsFile {
     }
 
     public static func read(_ path: String) throws -> [Judgment] {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let size = attrs?[.size] as? Int else { throw IOError(path: path, "cannot read the judgments file (missing or unreadable)") }
-        guard size <= maxBytes else { throw InputError(file: path, "the judgments file is \(size) bytes, over the \(maxBytes)-byte limit; split it by judge") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw IOError(path: path, "cannot read the judgments file") }
-        guard let text = String(data: data, encoding: .utf8) else { throw InputError(file: path, "the judgments file is not UTF-8 text") }
+        let text = try BoundedText.readString(path, what: "judgments file", maxFileBytes: maxBytes)
         return try parse(text, file: path)
     }
 

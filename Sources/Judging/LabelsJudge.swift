@@ -34,12 +34,7 @@ public struct LabelsJudge: Judge {
 
     public init(name: String, file: String, columns: Columns, map: [String: VerdictLabel]? = nil) throws {
         self.name = name; self.file = file; self.columns = columns
-        let attrs = try? FileManager.default.attributesOfItem(atPath: file)
-        guard let size = attrs?[.size] as? Int else { throw IOError(path: file, "cannot read the labels file (missing or unreadable)") }
-        guard size <= Self.maxBytes else { throw InputError(file: file, "the labels file is \(size) bytes, over the \(Self.maxBytes)-byte limit") }
-        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: file, "the labels file is unreadable or not UTF-8 text")
-        }
+        let text = try BoundedText.readString(file, what: "labels file", maxFileBytes: Self.maxBytes)
         let rows = try CSV.parse(text, file: file)
         guard let header = rows.first else { throw InputError(file: file, "the labels file is empty") }
         var col: [String: Int] = [:]

@@ -232,9 +232,7 @@ public struct PaperStudy: Sendable {
             throw IOError(path: path, "cannot read the study file (missing? copy notebooks-scripts/data/paper/ or pass its folder)")
         }
         guard size <= 64 << 20 else { throw InputError(file: path, "the study file is \(size) bytes; the study's files are under 1 MB") }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, "the study file is unreadable or not UTF-8 text")
-        }
+        let text = try BoundedText.readString(path, what: "study CSV file", maxFileBytes: 64 << 20)
         let rows = try CSV.parse(text, file: path)
         guard let header = rows.first else { throw InputError(file: path, "the study file is empty") }
         var col: [String: Int] = [:]

@@ -19,6 +19,11 @@ public struct RecordOptions: Sendable {
     public var promptsPerShard: Int = 64
     public var force: Bool = false
     public var showProgress: Bool = true
+    /// Leave out prompts too long for the model's context (listed in `RecordPlan.skipped`) instead of
+    /// refusing the recording.
+    public var skipTooLong: Bool = false
+    /// Check the free disk space and the file-size limit against the cache's estimated size first.
+    public var checkDisk: Bool = true
 
     public init(checkpoint: String) { self.checkpoint = checkpoint }
 }
@@ -31,30 +36,125 @@ public struct RecordError: AblabError {
     public var exitCode: Int32 { ExitCode.failure }
 }
 
+/// What a recording will do, worked out before the weights are loaded: the prompts' tokens (each checked
+/// against the model's context), the prompts left out as too long, and the memory and disk estimates
+/// (both checked).
+public struct RecordPlan {
+    /// The prompts to record (without the skipped ones), in order.
+    public let prompts: [Prompt]
+    /// Chat-formatted tokens of `prompts[i]`.
+    public let tokens: [[Int]]
+    /// Prompts left out because they do not fit the context (`RecordOptions.skipTooLong`).
+    public let skipped: [PromptTooLongError]
+    public let positions: [Int]
+    public let memory: MemoryEstimate
+    public let disk: CacheSizeEstimate
+}
+
 /// Runs a chat model over prompts and stores the residual stream of every layer at the chosen
 /// positions, streaming batch by batch into the crash-safe, resumable activation cache.
 public enum Recorder {
     static let log = AblabLog.logger("record")
 
-    /// Records `prompts` with `model` into `<run>/activations/<checkpoint>.h5` (or its shard) and returns the
-    /// final file's path. Rerunning after a crash continues where it stopped.
-    @discardableResult
-    public static func record(model: ChatModel, modelSHA256: String, prompts: [Prompt], run: String,
-                              options: RecordOptions) throws -> String {
-        let cfg = model.config
-        let positions = options.positions.resolve(templateTokens: model.postInstructionTokens)
-        let pCount = positions.count
+    /// Tokenizes every prompt and checks it against the context (too long: an error naming file, line,
+    /// id and both counts, or left out with `skipTooLong`) and against the positions; estimates memory
+    /// (checked when `checkMemory`, i.e. before the weights are loaded) and disk (checked unless
+    /// `options.checkDisk` is off). `skipRemedy` ends the too-long message (the CLI flag or study key),
+    /// `memoryRemedy` the memory refusal.
+    public static func plan(encoder: ChatEncoder, prompts all: [Prompt], run: String, options: RecordOptions,
+                            checkMemory: Bool = true, skipRemedy: String = "or pass --skip-too-long to record the others",
+                            memoryRemedy: String? = nil) throws -> RecordPlan {
+        let cfg = encoder.config
+        let positions = options.positions.resolve(templateTokens: encoder.postInstructionTokens)
         let span = -(positions.min() ?? -1)           // how many trailing tokens are needed
-        let d = cfg.dModel, nL = cfg.nLayers
+        _ = try hookPoints(options.hooks, nLayers: cfg.nLayers)
 
-        // Validate hook names before any model work.
+        // Tokenize everything first: a prompt too long for the context or too short for the positions is
+        // an error before model work.
+        var prompts: [Prompt] = []
+        var tokens: [[Int]] = []
+        var skipped: [PromptTooLongError] = []
+        for p in all {
+            switch encoder.encodeChecked(p, remedy: options.skipTooLong ? "" : skipRemedy) {
+            case .failure(let e):
+                if !options.skipTooLong { throw e }
+                skipped.append(e)
+            case .success(let t):
+                guard t.count >= span else {
+                    throw InputError(file: p.location.file, line: p.location.line, key: p.id, "the chat-formatted prompt has \(t.count) tokens, fewer than the \(span) positions asked for")
+                }
+                prompts.append(p); tokens.append(t)
+            }
+        }
+        for e in skipped {
+            log.warning("\(options.checkpoint): skipped (too long for the context): \(e.description)")
+        }
+        guard !prompts.isEmpty else {
+            throw InputError(file: all.first?.location.file ?? "prompt list", "every prompt is too long for the \(cfg.contextLength ?? 0)-token context of \(encoder.path); nothing to record")
+        }
+
+        // Memory: the weights, the KV caches and buffers of one packed batch, and the recorded rows.
+        let longest = tokens.reduce(0) { max($0, $1.count) }
+        let allTokens = tokens.reduce(0) { $0 + $1.count }
+        let batchPrompts = min(options.promptsPerShard, prompts.count)
+        let recorded = (cfg.nLayers + 1 + options.hooks.count) * batchPrompts * positions.count * cfg.dModel * MemoryLayout<Float>.size
+        let memory = ModelMemory.estimate(header: encoder.header,
+                                          workload: .recording(batchTokens: min(options.batchTokens, allTokens), longestPrompt: longest,
+                                                                              extraBytes: 2 * recorded))
+        if checkMemory {
+            try ModelMemory.check(memory, file: encoder.path,
+                                  remedy: memoryRemedy ?? "lower --batch-tokens (now \(options.batchTokens)) or --prompts-per-shard (now \(options.promptsPerShard)), or use a smaller quantization or model")
+        }
+
+        // Disk: the shards still to write and the final file.
+        let finalPath = ActivationCacheWriter.finalPath(run: run, checkpoint: options.checkpoint, shard: options.shard)
+        let assigned = prompts.indices.filter { options.shard.contains($0) }
+        let mine = assigned.map { prompts[$0] }
+        let sealed = options.force ? 0 : ActivationCacheWriter.sealedShardBytes(run: run, checkpoint: options.checkpoint, shard: options.shard)
+        let disk = CacheSizeEstimate.recording(prompts: mine, sealedBytes: sealed, nLayers: cfg.nLayers,
+                                               dModel: cfg.dModel, positions: positions.count, hooks: options.hooks.count,
+                                               dtype: options.dtype, promptsPerShard: options.promptsPerShard)
+        let free = DiskSpace.free(at: finalPath).map { ", \(InputLimits.formatBytes($0.bytes)) free in \($0.folder)" } ?? ""
+        log.info("\(options.checkpoint): \(mine.count) prompts → \(finalPath), about \(InputLimits.formatBytes(disk.finalFile)) (\(disk.formula))\(free); memory about \(memory.summary)")
+        if options.checkDisk {
+            try DiskSpace.check(path: finalPath, largestFile: disk.finalFile, total: disk.total, what: disk.formula)
+        }
+        return RecordPlan(prompts: prompts, tokens: tokens, skipped: skipped, positions: positions, memory: memory, disk: disk)
+    }
+
+    /// The extra hook points named in `hooks`, checked against the layer count.
+    static func hookPoints(_ hooks: [String], nLayers nL: Int) throws -> [(name: String, layer: Int, point: HookPoint)] {
         var extraHooks: [(name: String, layer: Int, point: HookPoint)] = []
-        for h in options.hooks {
+        for h in hooks {
             guard let (l, p) = HookPoint.parse(h), l < nL else {
                 throw InputError(file: "--hooks", key: h, "unknown hook point; use e.g. blocks.3.hook_attn_out (layers 0…\(nL - 1); points hook_resid_pre, hook_resid_mid, hook_resid_post, hook_attn_out, hook_mlp_out)")
             }
             extraHooks.append((h, l, p))
         }
+        return extraHooks
+    }
+
+    /// Records `prompts` with `model` into `<run>/activations/<checkpoint>.h5` (or its shard) and returns the
+    /// final file's path. Rerunning after a crash continues where it stopped. The model is already loaded,
+    /// so memory is not checked; the CLI and `ablab run` call `plan` before loading instead.
+    @discardableResult
+    public static func record(model: ChatModel, modelSHA256: String, prompts: [Prompt], run: String,
+                              options: RecordOptions) throws -> String {
+        let plan = try plan(encoder: model.encoder, prompts: prompts, run: run, options: options, checkMemory: false)
+        return try record(model: model, modelSHA256: modelSHA256, plan: plan, run: run, options: options)
+    }
+
+    /// Records a plan made by `plan` (with the same options).
+    @discardableResult
+    public static func record(model: ChatModel, modelSHA256: String, plan: RecordPlan, run: String,
+                              options: RecordOptions) throws -> String {
+        let cfg = model.config
+        let positions = plan.positions
+        let prompts = plan.prompts
+        let pCount = positions.count
+        let span = -(positions.min() ?? -1)           // how many trailing tokens are needed
+        let d = cfg.dModel, nL = cfg.nLayers
+        let extraHooks = try hookPoints(options.hooks, nLayers: nL)
 
         let header = ActivationHeader(
             checkpoint: options.checkpoint, modelPath: model.path, modelSHA256: modelSHA256,
@@ -72,15 +172,8 @@ public enum Recorder {
             log.info("\(options.checkpoint): resuming, \(writer.resumedCount) prompts already recorded, \(pending.count) to go")
         }
 
-        // Tokenize everything first: a prompt too short for the positions is an error before model work.
         var tokens: [Int: [Int]] = [:]
-        for i in pending {
-            let t = model.encodeChat(user: prompts[i].text)
-            guard t.count >= span else {
-                throw InputError(file: model.path, key: prompts[i].id, "the chat-formatted prompt has \(t.count) tokens, fewer than the \(span) positions asked for")
-            }
-            tokens[i] = t
-        }
+        for i in pending { tokens[i] = plan.tokens[i] }
 
         let progress = Progress("record \(options.checkpoint)", total: pending.count, enabled: options.showProgress)
         var start = 0

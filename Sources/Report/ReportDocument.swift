@@ -85,6 +85,10 @@ extension StudyReport {
             try flow.table(header: ["Prompt set", "Prompts", "SHA-256"], rows: promptRows, widths: [0.4, 0.1, 0.5], font: Font(size: 7.5),
                            alignments: [.left, .right, .left])
         }
+        for (stage, ids) in (m?.skippedTooLong ?? [:]).sorted(by: { $0.key < $1.key }) where !ids.isEmpty {
+            try flow.paragraph("Left out as too long for the model's context (\(stage), skip_too_long): \(ids.count) prompt\(ids.count == 1 ? "" : "s"): \(ids.joined(separator: ", ")).",
+                               font: Font(size: 8.5), color: .gray)
+        }
 
         // Methods
         try flow.newPage()

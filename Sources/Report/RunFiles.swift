@@ -40,12 +40,7 @@ struct NamedTable {
 
     /// Refuses files over `maxBytes` (the tidy files of a large run are a few MB).
     static func read(_ path: String, required: [String], maxBytes: Int = 256 << 20) throws -> NamedTable {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let size = attrs?[.size] as? Int else { throw IOError(path: path, "cannot read the file (missing or unreadable)") }
-        guard size <= maxBytes else { throw InputError(file: path, "the file is \(size) bytes, over the \(maxBytes)-byte limit of the report") }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, "the file is unreadable or not UTF-8 text")
-        }
+        let text = try BoundedText.readString(path, what: "CSV file", maxFileBytes: maxBytes)
         let all = try CSV.parse(text, file: path)
         guard let header = all.first else { throw InputError(file: path, "the file is empty; it needs the header \(required.joined(separator: ","))") }
         var col: [String: Int] = [:]
@@ -178,12 +173,7 @@ public struct Generation: Sendable, Equatable {
 
     /// Reads one JSONL file (at most `maxBytes`); blank lines are skipped.
     public static func load(_ path: String, maxBytes: Int = 256 << 20) throws -> [Generation] {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let size = attrs?[.size] as? Int else { throw IOError(path: path, "cannot read the generations file") }
-        guard size <= maxBytes else { throw InputError(file: path, "the generations file is \(size) bytes, over the \(maxBytes)-byte limit") }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, "the generations file is unreadable or not UTF-8")
-        }
+        let text = try BoundedText.readString(path, what: "generations file", maxFileBytes: maxBytes)
         var out: [Generation] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let l = line.trimmingCharacters(in: .whitespaces)
@@ -224,6 +214,8 @@ public struct RunManifest: Sendable {
     public var machine = ""
     /// stage → started at
     public var stages: [String: String] = [:]
+    /// "record:<checkpoint>" / "generate:<checkpoint>" → prompt ids left out as too long for the context
+    public var skippedTooLong: [String: [String]] = [:]
     public init() {}
 
     public static func load(_ path: String) throws -> RunManifest {
@@ -239,6 +231,7 @@ public struct RunManifest: Sendable {
         m.promptFiles = o["promptFiles"] as? [String: String] ?? [:]
         m.settings = (o["settings"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
         m.machine = o["machine"] as? String ?? ""
+        m.skippedTooLong = o["skippedTooLong"] as? [String: [String]] ?? [:]
         if let st = o["stages"] as? [String: Any] {
             for (k, v) in st { m.stages[k] = (v as? [String: Any])?["startedAt"] as? String ?? "" }
         }

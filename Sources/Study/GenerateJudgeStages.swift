@@ -48,7 +48,14 @@ extension Pipeline {
         // Validation prompts: train prompts the directions were not fit on (beyond train_per_class) when
         // there are enough, else the last train prompts (in-sample for the direction, never test).
         let fitted = Set(try studyPrompts().filter { $0.split == "train" }.map(\.id))
-        let train = try PromptFile.load(spec.promptFiles, splits: ["train"])
+        // Prompts beyond the context are an error (or left out with skip_too_long) before the model scores them.
+        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+        let train = try PromptFile.load(spec.promptFiles, splits: ["train"]).filter { p in
+            guard case .failure(let e) = encoder.encodeChecked(p, remedy: "or set [record] skip_too_long = true in \(studyFile) to leave it out") else { return true }
+            if !spec.skipTooLong { throw e }
+            log.warning("[select] \(c.name): skipped (too long for the context): \(e.description)")
+            return false
+        }
         func pick(_ label: String) -> [String] {
             let unused = train.filter { $0.label == label && !fitted.contains($0.id) }
             if unused.count >= spec.selectPrompts { return unused.suffix(spec.selectPrompts).map(\.text) }
@@ -115,34 +122,85 @@ extension Pipeline {
         return layer
     }
 
-    /// Generate: original and abliterated answers to the test prompts → `<run>/generations/<system>.jsonl`.
+    /// Select: the model-based choice of each selected checkpoint's direction layer (when the study's
+    /// layer is automatic and `select_top` > 0); the generate stage reads the choice back.
+    func selectStage() throws {
+        guard spec.layer == nil, spec.selectTop > 0, !spec.alphas.isEmpty, !(try generationPrompts().isEmpty) else { return }
+        for c in selectedCheckpoints { _ = try selectCandidate(c) }
+    }
+
+    /// The systems of a checkpoint: the original model, then one abliterated system per α.
+    func systems(of c: CheckpointSpec) throws -> [(name: String, setting: AbliterationSetting?)] {
+        [(c.name, nil)] + (try abliterationSettings(c)).map { ($0.systemName, $0) }
+    }
+
+    /// Systems this invocation works on (`--checkpoint`, `--system`), or nil for every system found.
+    func selectedSystems() throws -> Set<String>? {
+        guard options.checkpoint != nil || options.system != nil else { return nil }
+        var out = Set<String>()
+        for c in selectedCheckpoints {
+            for s in try systems(of: c) where options.system?.matches(s.setting) ?? true { out.insert(s.name) }
+        }
+        if let want = options.system, out.isEmpty {
+            throw StudyError(file: studyFile, line: nil, key: "abliteration.alphas", message: "--system \(want) is not a system of the study")
+        }
+        return out
+    }
+
+    /// Generate: original and abliterated answers to the test prompts → `<run>/generations/<system>.jsonl`,
+    /// one stage per system (`generate:<system>`), so that systems can run as separate processes.
     func generateStage() throws {
         guard !spec.checkpoints.isEmpty else { return }
         let prompts = try generationPrompts()
         guard !prompts.isEmpty else { return }
+        let studyPrompts = prompts
         for c in selectedCheckpoints {
-            let settings = try abliterationSettings(c)
-            let systems = [c.name] + settings.map(\.systemName)
-            try setAsideSupersededGenerations(checkpoint: c.name, current: Set(systems))
-            let outputs = systems.map { GenerationRun.path(run: run, system: $0) }
-            var parts = ["model": try fileHash(c.model), "prompts": promptSetSHA256Local(prompts),
-                         "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
-                         "settings": settings.map(\.systemName).joined(separator: ",")]
-            parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
-            try stage("generate:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
-                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
-                let genOptions = GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: model.eosIds,
-                                                   sampling: .greedy, maxBatch: spec.batchSize)
-                try GenerationRun.run(model: model, prompts: prompts, system: c.name, setting: nil, direction: nil,
-                                      options: genOptions, runDirectory: run, progress: options.showProgress)
-                for s in settings {
-                    let dir = try AnalysisFile.direction(run: run, checkpoint: c.name,
-                                                         method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
-                                                         layer: s.layer, position: s.position)
-                    try GenerationRun.run(model: model, prompts: prompts, system: s.systemName, setting: s, direction: dir,
+            var prompts = studyPrompts
+            let all = try systems(of: c)
+            try setAsideSupersededGenerations(checkpoint: c.name, current: Set(all.map(\.name)))
+            var model: ChatModel?
+            var checked = false
+            for (name, setting) in all where options.system?.matches(setting) ?? true {
+                let out = GenerationRun.path(run: run, system: name)
+                var parts = ["model": try fileHash(c.model), "prompts": promptSetSHA256Local(studyPrompts),
+                             "max_new_tokens": String(spec.maxNewTokens), "system": spec.systemPrompt.studyValue,
+                             "name": name]
+                if setting != nil { parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? "" }
+                if spec.skipTooLong { parts["skip_too_long"] = "true" }
+                try stage("generate:\(name)", fingerprint: fingerprint(parts), outputs: [out]) {
+                    if model == nil {
+                        // Prompt lengths (with max_new_tokens) and memory are checked before the weights are loaded.
+                        let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                        if spec.skipTooLong && !checked {
+                            let tooLong = prompts.compactMap { p -> PromptTooLongError? in
+                                if case .failure(let e) = encoder.encodeChecked(p, newTokens: spec.maxNewTokens) { return e }
+                                return nil
+                            }
+                            for e in tooLong { log.warning("[generate] \(c.name): skipped (too long for the context): \(e.description)") }
+                            let ids = Set(tooLong.map(\.id))
+                            prompts = prompts.filter { !ids.contains($0.id) }
+                            noteSkipped("generate:\(c.name)", tooLong.map(\.id))
+                            checked = true
+                        }
+                        try GenerationRun.preflight(encoder: encoder, prompts: prompts,
+                                                    options: GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: [], sampling: .greedy, maxBatch: spec.batchSize),
+                                                    lengthRemedy: "or set [record] skip_too_long = true in \(studyFile) to leave it out, or lower [generation] max_new_tokens",
+                                                    memoryRemedy: "lower [generation] batch_size or max_new_tokens in \(studyFile), or use a smaller quantization or model")
+                        model = try ChatModel(encoder: encoder)
+                    }
+                    let m = model!
+                    let genOptions = GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: m.eosIds,
+                                                       sampling: .greedy, maxBatch: spec.batchSize)
+                    var direction: [Float]?
+                    if let s = setting {
+                        direction = try AnalysisFile.direction(run: run, checkpoint: c.name,
+                                                               method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
+                                                               layer: s.layer, position: s.position)
+                    }
+                    try GenerationRun.run(model: m, prompts: prompts, system: name, setting: setting, direction: direction,
                                           options: genOptions, runDirectory: run, progress: options.showProgress)
+                    return [out]
                 }
-                return outputs
             }
         }
     }
@@ -161,48 +219,101 @@ extension Pipeline {
             let target = aside + "/" + f
             try? FileManager.default.removeItem(atPath: target)
             do { try FileManager.default.moveItem(atPath: dir + "/" + f, toPath: target) } catch {
+                // Another task of the same checkpoint (a Slurm array) may have moved it first.
+                if !FileManager.default.fileExists(atPath: dir + "/" + f) { continue }
                 throw IOError(path: dir + "/" + f, "cannot move a superseded generation file aside: \(error.localizedDescription)")
             }
             log.info("[generate] \(f) is no longer a system of the study; moved to generations/superseded/")
         }
     }
 
-    /// Judge: every judge of the study on every generation → `<run>/judgments.csv`.
+    /// Judge: every judge of the study on every generation. One stage per system (`judge:<system>`,
+    /// `<run>/judgments/<system>.csv`, with progress and ETA), then `judge` joins them into
+    /// `<run>/judgments.csv` in the order judge × system file × item (skipped when `--checkpoint` or
+    /// `--system` limits the run to some systems).
     func judgeStage() throws {
         let dir = run + "/generations"
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
         guard !files.isEmpty else { return }
-        var parts: [String: String] = ["judges": spec.judges.joined(separator: ",")]
-        for f in files { parts["gen:" + f] = try SHA256.hex(file: dir + "/" + f) }
-        let out = run + "/judgments.csv"
-        try stage("judge", fingerprint: fingerprint(parts), outputs: [out]) {
-            var items: [JudgeItem] = []
-            for f in files {
-                for rec in try readGenerations(dir + "/" + f) {
-                    items.append(JudgeItem(itemID: rec.id, system: rec.system, label: rec.label, prompt: rec.prompt, response: rec.response))
+        let only = try selectedSystems().map { Set($0.map { SafeFiles.sanitize($0) + ".jsonl" }) }
+        var partPaths: [String] = []
+        for f in files {
+            let base = String(f.dropLast(".jsonl".count))
+            let part = run + "/judgments/" + base + ".csv"
+            partPaths.append(part)
+            if let only, !only.contains(f) { continue }
+            var parts: [String: String] = ["judges": spec.judges.joined(separator: ","), "gen": try SHA256.hex(file: dir + "/" + f)]
+            for h in spec.httpJudges where spec.judges.contains("http:" + h.name) { parts["http:" + h.name] = h.model + " " + h.baseURL }
+            try stage("judge:\(base)", fingerprint: fingerprint(parts), outputs: [part]) {
+                let items = try readGenerations(dir + "/" + f).map {
+                    JudgeItem(itemID: $0.id, system: $0.system, label: $0.label, prompt: $0.prompt, response: $0.response)
                 }
-            }
-            var rows: [Judgment] = []
-            for name in spec.judges {
-                if name.hasPrefix("llm:") {
-                    guard let impl = StageRegistry.llmJudge else {
-                        log.warning("[judge] \(name): no LLM judge in this build; skipped")
+                let bar = AblabCore.Progress("judge \(base)", total: items.count * spec.judges.count, unit: "verdicts",
+                                             enabled: options.showProgress)
+                var rows: [Judgment] = []
+                for name in spec.judges {
+                    guard let judge = try judge(named: name) else { bar.advance(by: items.count); continue }
+                    if let http = judge as? HTTPJudge {
+                        // its own concurrency, journal and progress line
+                        http.progress = options.showProgress
+                        let before = http.unparsed
+                        rows += try http.judgeAll(items)
+                        bar.advance(by: items.count)
+                        if http.unparsed > before {
+                            log.warning("[judge] \(name): \(http.unparsed - before) of \(items.count) replies of \(base) UNPARSED (no verdict)")
+                        }
                         continue
                     }
-                    rows += try impl(self, name, items)
-                    continue
+                    var start = 0
+                    while start < items.count {
+                        let chunk = Array(items[start..<min(items.count, start + 32)])
+                        rows += try judge.judgeAll(chunk)
+                        bar.advance(by: chunk.count)
+                        start += chunk.count
+                    }
                 }
-                let judge: any Judge
-                if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
-                    judge = try PatternJudge(name: name, patterns: p.patterns.map { p.regex ? .regex($0) : .literal($0) })
-                } else {
-                    judge = try Judges.make(spec: name)
-                }
-                rows += try judge.judgeAll(items)
+                bar.finish()
+                try JudgmentsFile.write(rows, to: part)
+                return [part]
             }
+        }
+        guard only == nil else { return }
+        var parts: [String: String] = ["judges": spec.judges.joined(separator: ",")]
+        for p in partPaths { parts["part:" + (p as NSString).lastPathComponent] = try SHA256.hex(file: p) }
+        for h in spec.httpJudges where spec.judges.contains("http:" + h.name) { parts["http:" + h.name] = h.model + " " + h.baseURL }
+        let out = run + "/judgments.csv"
+        try stage("judge", fingerprint: fingerprint(parts), outputs: [out]) {
+            let byPart = try partPaths.map { try JudgmentsFile.read($0) }
+            var rows: [Judgment] = []
+            for name in spec.judges { for p in byPart { rows += p.filter { $0.judge == name } } }
             try JudgmentsFile.write(rows, to: out)
             return [out]
         }
+    }
+
+    /// The judge named `name` in `[judges] use` (nil when this build has no LLM judge), built once per run.
+    func judge(named name: String) throws -> (any Judge)? {
+        if let j = judgeCache[name] { return j }
+        let judge: any Judge
+        if name.hasPrefix("llm:") {
+            guard let make = StageRegistry.llmJudge else {
+                log.warning("[judge] \(name): no LLM judge in this build; skipped")
+                return nil
+            }
+            judge = try make(self, name)
+        } else if name.hasPrefix("http:") {
+            guard let h = spec.httpJudges.first(where: { "http:" + $0.name == name }) else {
+                throw StudyError(file: studyFile, line: nil, key: "judges.use",
+                                 message: "judge '\(name)' has no [[judges.http]] table with name = \"\(name.dropFirst(5))\"")
+            }
+            judge = try HTTPJudge(spec: h, journalDirectory: run + "/judge-http")
+        } else if name.hasPrefix("pattern:"), let p = spec.patternJudges.first(where: { "pattern:" + $0.name == name }) {
+            judge = try PatternJudge(name: name, patterns: p.patterns.map { p.regex ? .regex($0) : .literal($0) })
+        } else {
+            judge = try Judges.make(spec: name)
+        }
+        judgeCache[name] = judge
+        return judge
     }
 
     /// Complete records of a generations file (a torn last line is ignored).

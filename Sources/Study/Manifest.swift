@@ -18,6 +18,9 @@ public struct Manifest: Codable, Sendable {
     public var settings: [String: String] = [:]
     public var stages: [String: StageRecord] = [:]
     public var machine: String = ""
+    /// Prompt ids left out as too long for a checkpoint's context (`[record] skip_too_long`), by stage and
+    /// checkpoint ("record:<checkpoint>", "generate:<checkpoint>"); absent when none were.
+    public var skippedTooLong: [String: [String]]?
 
     public init() {}
 
@@ -32,6 +35,35 @@ public struct Manifest: Codable, Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try SafeFiles.atomicWrite(try enc.encode(self), to: Manifest.path(run: run))
+    }
+
+    /// Saves this process's changes without losing another process's: under an exclusive `flock` on
+    /// `<run>/.manifest.lock`, reloads the file, overlays the stage records named in `stages` (those
+    /// this process ran), the file hashes, models and prompt files it knows, and the study fields, then
+    /// writes it. Array tasks of one study (Slurm) share the manifest this way. Returns the merged manifest.
+    public func saveMerging(run: String, stages touched: Set<String>) throws -> Manifest {
+        let lockPath = run + "/.manifest.lock"
+        let fd = open(lockPath, O_CREAT | O_RDWR, 0o644)
+        guard fd >= 0 else { throw IOError(path: lockPath, "cannot create the manifest's lock file: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw IOError(path: lockPath, "cannot lock the manifest: \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        var merged = Manifest.load(run: run) ?? Manifest()
+        for k in touched { if let r = stages[k] { merged.stages[k] = r } }
+        merged.settings.merge(settings) { _, mine in mine }
+        merged.models.merge(models) { _, mine in mine }
+        merged.promptFiles.merge(promptFiles) { _, mine in mine }
+        if let mine = skippedTooLong {
+            var all = merged.skippedTooLong ?? [:]
+            all.merge(mine) { _, m in m }
+            merged.skippedTooLong = all
+        }
+        for k in touched where skippedTooLong?[k] == nil { merged.skippedTooLong?[k] = nil }
+        merged.ablabVersion = ablabVersion; merged.study = study; merged.studyFile = studyFile; merged.machine = machine
+        try merged.save(run: run)
+        return merged
     }
 }
 

@@ -6,17 +6,51 @@ import ActivationCache
 import Recording
 import Analysis
 import Judging
+import Abliteration
+import HDF5
 
 /// The stages of a study, in order. Data flows one way.
 public enum Stage: String, CaseIterable, Sendable {
-    case record, analyze, generate, judge, probe, agree, report
+    case record, analyze, select, generate, judge, probe, agree, report
+}
+
+/// One system of a checkpoint: the original model, or its abliteration at one α of the study.
+public enum SystemChoice: Sendable, Equatable, CustomStringConvertible {
+    case original
+    case alpha(Double)
+
+    /// `original` or `alpha=<α>` (as `--system` takes it).
+    public init(parsing s: String) throws {
+        if s == "original" { self = .original; return }
+        if s.hasPrefix("alpha="), let a = Double(s.dropFirst("alpha=".count)), a.isFinite { self = .alpha(a); return }
+        throw InputError(file: "--system", "'\(s)' is neither 'original' nor 'alpha=<number>'")
+    }
+
+    public var description: String {
+        switch self {
+        case .original: return "original"
+        case .alpha(let a): return "alpha=\(a)"
+        }
+    }
+
+    func matches(_ setting: AbliterationSetting?) -> Bool {
+        switch self {
+        case .original: return setting == nil
+        case .alpha(let a): return setting?.alpha == a
+        }
+    }
 }
 
 /// Options of `ablab run`.
 public struct RunOptions: Sendable {
     public var stages: Set<Stage> = Set(Stage.allCases)
-    public var checkpoint: String?         // only this checkpoint (record/generate)
+    public var checkpoint: String?         // only this checkpoint (record, select, generate, judge, probe)
+    /// Only this system of `checkpoint` (generate, judge, probe); the combined judgments.csv and
+    /// self_judgment.csv are then left to a later run without it.
+    public var system: SystemChoice?
     public var shard: ShardSpec = .whole
+    /// Record by merging this many finished shards per checkpoint (`--shard k/n` outputs) instead of recording.
+    public var mergeShards = 1
     public var figures: String?            // overrides [report].figures
     public var force = false
     public var showProgress = true
@@ -32,6 +66,10 @@ public final class Pipeline {
     public let options: RunOptions
     public var run: String { spec.out }
     var manifest: Manifest
+    /// Stage records this process wrote (merged into the shared manifest on every save).
+    var touchedStages = Set<String>()
+    /// Judges built so far (an LLM judge's model is loaded once per process).
+    var judgeCache: [String: any Judge] = [:]
     let log = AblabLog.logger("run")
 
     /// Stage implementations registered by the modules that own them (see `StageRegistry`).
@@ -109,8 +147,21 @@ public final class Pipeline {
         let secs = Date().timeIntervalSince(start)
         manifest.stages[name] = Manifest.StageRecord(fingerprint: fp, startedAt: ISO8601DateFormatter().string(from: start),
                                                      seconds: secs, outputs: produced)
-        try manifest.save(run: run)
+        touchedStages.insert(name)
+        try saveManifest()
         log.info("[\(name)] done in \(String(format: "%.1f", secs)) s")
+    }
+
+    /// Records in the manifest the prompts `stage` left out as too long (or that it left none out).
+    func noteSkipped(_ stage: String, _ ids: [String]) {
+        var all = manifest.skippedTooLong ?? [:]
+        all[stage] = ids.isEmpty ? nil : ids
+        manifest.skippedTooLong = all.isEmpty ? nil : all
+    }
+
+    /// Writes the manifest, keeping what concurrent processes of the same run (Slurm array tasks) wrote.
+    func saveManifest() throws {
+        manifest = try manifest.saveMerging(run: run, stages: touchedStages)
     }
 
     /// Runs every selected stage.
@@ -124,13 +175,13 @@ public final class Pipeline {
         for c in spec.checkpoints where spec.paperData == nil || !spec.checkpoints.isEmpty {
             manifest.models[c.name] = try fileHash(c.model)
         }
-        try manifest.save(run: run)
+        try saveManifest()
 
         for s in Stage.allCases where options.stages.contains(s) {
             guard let impl = StageRegistry.implementations[s] else { continue }
             try impl(self)
         }
-        try manifest.save(run: run)
+        try saveManifest()
     }
 
     /// Checkpoints this invocation works on.
@@ -142,8 +193,8 @@ public final class Pipeline {
 
 /// Where each stage's implementation lives; stages register in `StageRegistry.implementations`.
 public enum StageRegistry {
-    /// The `llm:<checkpoint>` judge: (pipeline, judge name, items) → judgments.
-    nonisolated(unsafe) public static var llmJudge: ((Pipeline, String, [JudgeItem]) throws -> [Judgment])? = { p, name, items in
+    /// The `llm:<checkpoint>` judge: (pipeline, judge name) → the judge (run in chunks with progress).
+    nonisolated(unsafe) public static var llmJudge: ((Pipeline, String) throws -> any Judge)? = { p, name in
         let ckpt = String(name.dropFirst("llm:".count))
         let path = p.spec.checkpoints.first(where: { $0.name == ckpt })?.model ?? ckpt
         guard FileManager.default.fileExists(atPath: path) else {
@@ -151,12 +202,13 @@ public enum StageRegistry {
                              message: "judge '\(name)' names no checkpoint of the study and no model file")
         }
         let model = try ChatModel(path: path, systemPrompt: .modelDefault)
-        return try LLMJudge(model: model, checkpoint: ckpt).judgeAll(items)
+        return try LLMJudge(model: model, checkpoint: ckpt)
     }
 
     public static let implementations: [Stage: @Sendable (Pipeline) throws -> Void] = [
         .record: { try $0.recordStage() },
         .analyze: { try $0.analyzeStage() },
+        .select: { try $0.selectStage() },
         .generate: { try $0.generateStage() },
         .judge: { try $0.judgeStage() },
         .probe: { try $0.probeStage() },
@@ -176,9 +228,25 @@ extension Pipeline {
             let fp = fingerprint(["model": try fileHash(c.model), "prompts": promptHash, "positions": spec.positions,
                                   "dtype": spec.dtype, "hooks": spec.hooks.joined(separator: ","),
                                   "system": spec.systemPrompt.studyValue, "chat_format": c.chatFormat ?? "",
-                                  "shard": options.shard.description, "compress": String(spec.compress)])
-            try stage("record:\(c.name)\(options.shard.isWhole ? "" : "#\(options.shard)")", fingerprint: fp, outputs: [out]) {
-                let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
+                                  "shard": options.shard.description, "compress": String(spec.compress)]
+                                 .merging(spec.skipTooLong ? ["skip_too_long": "true"] : [:]) { a, _ in a })
+            let name = "record:\(c.name)\(options.shard.isWhole ? "" : "#\(options.shard)")"
+            try stage(name, fingerprint: fp, outputs: [out]) {
+                if options.mergeShards > 1 && options.shard.isWhole {
+                    // The shards were recorded by other processes (Slurm array tasks); join them. An output
+                    // that already equals its shards (a resubmitted job) is kept; one that differs is replaced.
+                    let inputs = try (0..<options.mergeShards).map {
+                        ActivationCacheWriter.finalPath(run: run, checkpoint: c.name, shard: try ShardSpec(index: $0, count: options.mergeShards))
+                    }
+                    for p in inputs where !FileManager.default.fileExists(atPath: p) {
+                        throw ActivationCacheError(.mergeMismatch, path: p, "this shard's recording is not finished; run its record task (--stages record --shard k/\(options.mergeShards)) first")
+                    }
+                    let r = try ActivationCacheWriter.mergeReporting(inputs, into: out, compression: spec.compress ? H5Compression(shuffle: true, gzipLevel: 4) : .none, force: true)
+                    log.info("[record] \(c.name): \(r.skipped ? "the merged file already equals its \(inputs.count) shards; kept" : "merged \(inputs.count) shards")")
+                    return [out]
+                }
+                // Prompt lengths, memory and disk are checked before the weights are loaded.
+                let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat)
                 var o = RecordOptions(checkpoint: c.name)
                 o.positions = try PositionSpec.parse(spec.positions, file: studyFile)
                 o.hooks = spec.hooks
@@ -186,10 +254,16 @@ extension Pipeline {
                 o.compress = spec.compress
                 o.shard = options.shard
                 o.showProgress = options.showProgress
+                o.skipTooLong = spec.skipTooLong
+                let plan = try Recorder.plan(encoder: encoder, prompts: prompts, run: run, options: o,
+                                             skipRemedy: "or set [record] skip_too_long = true in \(studyFile) to record the others",
+                                             memoryRemedy: "use a smaller quantization or model")
+                noteSkipped(name, plan.skipped.map(\.id))
+                let model = try ChatModel(encoder: encoder)
                 // The inputs changed (or the file is missing): a stale finished file goes; partial work with
                 // the same settings resumes, partial work with other settings is refused by the writer.
                 if FileManager.default.fileExists(atPath: out) { try FileManager.default.removeItem(atPath: out) }
-                let path = try Recorder.record(model: model, modelSHA256: try fileHash(c.model), prompts: prompts, run: run, options: o)
+                let path = try Recorder.record(model: model, modelSHA256: try fileHash(c.model), plan: plan, run: run, options: o)
                 return [path]
             }
         }

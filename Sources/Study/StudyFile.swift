@@ -1,5 +1,6 @@
 import Foundation
 import AblabCore
+import Judging
 
 /// An error in a study file, naming the file, line and key.
 public struct StudyError: AblabError {
@@ -76,6 +77,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var dtype: String                // float32 | float16
     public var hooks: [String]
     public var compress: Bool
+    public var skipTooLong: Bool            // leave out prompts too long for a checkpoint's context
 
     // analysis
     public var bootstrap: Int
@@ -99,6 +101,8 @@ public struct StudySpec: Codable, Sendable, Equatable {
     // judges
     public var judges: [String]             // regex:paper, substring:arditi, llm:<checkpoint>, pattern:<name>, labels:<name>
     public var patternJudges: [PatternJudgeSpec]
+    /// `[[judges.http]]`: judges over an OpenAI-compatible API, used as `http:<name>`.
+    public var httpJudges: [HTTPJudgeSpec] = []
     public var labelJudges: [LabelJudgeSpec]
     public var referenceJudge: String
     public var selfJudgment: Bool
@@ -113,9 +117,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
 /// Reads a study TOML file. Unknown keys and wrong types are errors naming the key and line.
 public enum StudyFile {
     public static func load(_ path: String) throws -> StudySpec {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, "cannot read the study file (does it exist, is it UTF-8?)")
-        }
+        let text = try BoundedText.readString(path, what: "study file", maxFileBytes: 16 << 20)
         return try parse(text, file: path)
     }
 
@@ -157,7 +159,7 @@ public enum StudyFile {
         let prompts = try r.table(root, "prompts") ?? TOMLTable()
         try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class"])
         let record = try r.table(root, "record") ?? TOMLTable()
-        try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress"])
+        try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress", "skip_too_long"])
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
@@ -165,7 +167,7 @@ public enum StudyFile {
         let gen = try r.table(root, "generation") ?? TOMLTable()
         try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
-        try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "patterns", "labels"])
+        try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "patterns", "labels", "http"])
         let report = try r.table(root, "report") ?? TOMLTable()
         try r.allow(report, path: "report", keys: ["figures"])
         let paper = try r.table(root, "paper") ?? TOMLTable()
@@ -180,6 +182,23 @@ public enum StudyFile {
                 patternJudges.append(PatternJudgeSpec(name: try r.string(t, "judges.patterns.name", required: true)!,
                                                       patterns: try r.strings(t, "judges.patterns.patterns", required: true)!,
                                                       regex: try r.bool(t, "judges.patterns.regex") ?? false))
+            }
+        }
+        var httpJudges: [HTTPJudgeSpec] = []
+        if let arr = judges["http"] {
+            guard let a = arr.array else { throw r.error("judges.http", "must be an array of tables: [[judges.http]]") }
+            for v in a {
+                guard let t = v.table else { throw r.error("judges.http", "each entry must be a table") }
+                try r.allow(t, path: "judges.http", keys: ["name", "base_url", "model", "api_key_env", "max_concurrency", "timeout", "attempts"])
+                let h = HTTPJudgeSpec(name: try r.string(t, "judges.http.name", required: true)!,
+                                      baseURL: try r.string(t, "judges.http.base_url", required: true)!,
+                                      model: try r.string(t, "judges.http.model", required: true)!,
+                                      apiKeyEnv: try r.string(t, "judges.http.api_key_env"),
+                                      maxConcurrency: try r.int(t, "judges.http.max_concurrency", min: 1) ?? 4,
+                                      timeout: Double(try r.int(t, "judges.http.timeout", min: 1) ?? 60),
+                                      attempts: try r.int(t, "judges.http.attempts", min: 1) ?? 6)
+                do { try h.check() } catch let e as JudgeSpecError { throw r.error("judges.http.base_url", e.message) }
+                httpJudges.append(h)
             }
         }
         var labelJudges: [LabelJudgeSpec] = []
@@ -198,7 +217,7 @@ public enum StudyFile {
             }
         }
 
-        let spec = StudySpec(
+        var spec = StudySpec(
             name: name,
             out: try r.string(study, "study.out") ?? "runs/\(SafeFiles.sanitize(name))",
             systemPrompt: SystemPromptSetting(studyValue: try r.string(study, "study.system_prompt") ?? "default"),
@@ -210,6 +229,7 @@ public enum StudyFile {
             dtype: try r.oneOf(record, "record.dtype", ["float32", "float16"]) ?? "float32",
             hooks: try r.strings(record, "record.hooks") ?? [],
             compress: try r.bool(record, "record.compress") ?? false,
+            skipTooLong: try r.bool(record, "record.skip_too_long") ?? false,
             bootstrap: try r.int(analysis, "analysis.bootstrap", min: 0) ?? 200,
             maxComponents: try r.int(analysis, "analysis.max_components", min: 1) ?? 32,
             method: try r.oneOf(abl, "abliteration.method", ["mean-diff", "pc1"]) ?? "mean-diff",
@@ -230,6 +250,10 @@ public enum StudyFile {
             selfJudgment: try r.bool(judges, "judges.self_judgment") ?? true,
             paperData: try r.string(paper, "paper.data"),
             figures: try r.string(report, "report.figures"))
+        spec.httpJudges = httpJudges
+        for j in spec.judges where j.hasPrefix("http:") && !httpJudges.contains(where: { "http:" + $0.name == j }) {
+            throw r.error("judges.use", "judge '\(j)' has no [[judges.http]] table with name = \"\(j.dropFirst(5))\"")
+        }
         if spec.positions.isEmpty { throw r.error("record.positions", "must not be empty (e.g. \"-5:\")") }
         return spec
     }

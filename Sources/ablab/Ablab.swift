@@ -21,7 +21,7 @@ struct Ablab: AsyncParsableCommand {
           run       all of the above from a study file (TOML)
         """,
         version: AblabVersion.string,
-        subcommands: [Run.self, Inspect.self, Tokenize.self, Record.self, Merge.self, Analyze.self, Abliterate.self, Quantize.self, Generate.self, JudgeCommand.self, Probe.self, Agree.self, ReportCommand.self, Slurm.self, Bench.self]
+        subcommands: [Run.self, Inspect.self, Tokenize.self, Record.self, Merge.self, Analyze.self, Abliterate.self, Quantize.self, Generate.self, JudgeCommand.self, Probe.self, Agree.self, ReportCommand.self, Slurm.self, Serve.self, Bench.self]
     )
 
     /// Before anything else: OpenBLAS (used by the analysis) gets a core that matches the CPU (see

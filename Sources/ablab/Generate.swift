@@ -113,10 +113,17 @@ struct Generate: AsyncParsableCommand {
             var dirOpts = direction
             if let ablateDirection { dirOpts.directionFile = ablateDirection }
             let vector = try dirOpts.load(modelPath: modelOptions.model)
-            let model = try modelOptions.load()
-            let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds,
-                                            sampling: SamplingOptions(temperature: temperature, topP: topP, seed: seed), maxBatch: batch)
+            // Prompt lengths and memory are checked before the weights are loaded.
+            let encoder = try modelOptions.encoder()
+            let sampling = SamplingOptions(temperature: temperature, topP: topP, seed: seed)
+            func checkFirst(_ list: [Prompt]) throws {
+                try GenerationRun.preflight(encoder: encoder, prompts: list,
+                                            options: GenerationOptions(maxNewTokens: maxNewTokens, eosIds: [], sampling: sampling, maxBatch: batch))
+            }
             if let prompt {
+                try checkFirst([Prompt(id: "--prompt", text: prompt, label: "", origin: PromptOrigin(file: "--prompt", line: nil))])
+                let model = try ChatModel(encoder: encoder)
+                let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds, sampling: sampling, maxBatch: batch)
                 var hooks = HookSet()
                 if let vector {
                     try UnitDirection(vector).check(dModel: model.config.dModel, source: modelOptions.model)
@@ -141,6 +148,9 @@ struct Generate: AsyncParsableCommand {
                     return true
                 }
             }
+            try checkFirst(all)
+            let model = try ChatModel(encoder: encoder)
+            let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds, sampling: sampling, maxBatch: batch)
             let checkpoint = name ?? checkpointName(modelOptions.model)
             var setting: AbliterationSetting? = nil
             var system = checkpoint

@@ -32,6 +32,11 @@ struct JudgeCommand: AsyncParsableCommand {
                                logits of the answer letters "A" = refusal / "B"; --show-prompt prints
                                the prompt); NAME is resolved with --model-for, else as a path, else
                                in $ABLAB_MODELS_DIR (NAME.gguf, NAME, hf/NAME)
+        http:NAME              the llm: question sent to an OpenAI-compatible API, defined by
+                               --http-judge name=NAME,base_url=URL,model=M[,api_key_env=VAR]
+                               [,max_concurrency=4][,timeout=60][,attempts=6] (added to --judges);
+                               verdicts are journaled in RUN_DIR/judge-http/NAME.jsonl, so a rerun
+                               sends only what was not answered
         """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The run folder.") var run: String = ""
@@ -41,6 +46,9 @@ struct JudgeCommand: AsyncParsableCommand {
     var judges: String = "regex:paper,substring:arditi"
     @Option(name: .customLong("model-for"), parsing: .singleValue, help: "NAME=PATH for an llm:NAME judge (repeatable).")
     var modelFor: [String] = []
+    @Option(name: .customLong("http-judge"), parsing: .singleValue,
+            help: "name=N,base_url=URL,model=M[,api_key_env=VAR][,max_concurrency=K][,timeout=S][,attempts=A]: an http:N judge (repeatable).")
+    var httpJudge: [String] = []
     @Option(name: .long, help: "Answers per judge call and per file update.") var chunk: Int = 32
     @Option(name: .long, help: "Threads for matrix multiplies (default: all cores).") var threads: Int?
 
@@ -58,14 +66,29 @@ struct JudgeCommand: AsyncParsableCommand {
             if let threads { setThreads(threads) }
             let map = try pairs(modelFor, option: "--model-for")
             let gens = try GenerationsFile.readRun(run)
-            let specs = judges.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            var specs = judges.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let http = try httpJudge.map { try HTTPJudgeSpec(option: $0) }
+            for h in http where !specs.contains("http:" + h.name) { specs.append("http:" + h.name) }
             guard !specs.isEmpty else { throw InputError(file: "--judges", "give at least one judge") }
             let path = (run as NSString).appendingPathComponent("judgments.csv")
             var total = 0
             // One judge at a time, so only one judge model is in memory.
             for spec in specs {
-                let judge = try Judges.make(spec: spec, modelFor: map, modelsDir: modelsDir)
+                let judge: any Judge
+                if spec.hasPrefix("http:") {
+                    guard let h = http.first(where: { "http:" + $0.name == spec }) else {
+                        throw JudgeSpecError(spec: spec, "define it with --http-judge name=\(spec.dropFirst(5)),base_url=URL,model=M")
+                    }
+                    let hj = try HTTPJudge(spec: h, journalDirectory: (run as NSString).appendingPathComponent("judge-http"))
+                    hj.progress = false   // JudgeRun shows the progress
+                    judge = hj
+                } else {
+                    judge = try Judges.make(spec: spec, modelFor: map, modelsDir: modelsDir)
+                }
                 total += try JudgeRun.run(items: gens.map(\.item), judges: [judge], judgmentsPath: path, chunk: chunk)
+                if let h = judge as? HTTPJudge, h.unparsed > 0 {
+                    FileHandle.standardError.write(Data("judge: \(spec): \(h.unparsed) replies UNPARSED (no verdict; see \(h.journalPath))\n".utf8))
+                }
             }
             FileHandle.standardError.write(Data("judge: \(total) new judgments for \(gens.count) answers\n".utf8))
             print(path)

@@ -24,8 +24,13 @@ struct ModelOptions: ParsableArguments {
     }
 
     func load() throws -> ChatModel {
+        try ChatModel(encoder: try encoder())
+    }
+
+    /// Tokenizer, template and configuration without the weights (checks before loading).
+    func encoder() throws -> ChatEncoder {
         if let threads { setThreads(threads) }
-        return try ChatModel(path: model, systemPrompt: systemPrompt, chatFormat: chatFormat)
+        return try ChatEncoder(path: model, systemPrompt: systemPrompt, chatFormat: chatFormat)
     }
 }
 
@@ -53,6 +58,10 @@ struct Record: AsyncParsableCommand {
     @Option(name: .customLong("prompts-per-shard"), help: "Prompts per crash-safe shard: at most this much work is lost to a crash.")
     var promptsPerShard: Int = 64
     @Flag(name: .long, help: "Re-record even if a finished file or a partial recording exists.") var force = false
+    @Flag(name: .customLong("skip-too-long"), help: "Leave out prompts too long for the model's context (listed on stderr) instead of refusing.")
+    var skipTooLong = false
+    @Flag(name: .customLong("no-disk-check"), help: "Do not refuse when the estimated cache size exceeds the free space or file-size limit.")
+    var noDiskCheck = false
 
     func run() async throws {
         global.bootstrap()
@@ -69,16 +78,26 @@ struct Record: AsyncParsableCommand {
             opts.batchTokens = batchTokens
             opts.force = force
             opts.promptsPerShard = promptsPerShard
-            let model = try modelOptions.load()
+            opts.skipTooLong = skipTooLong
+            opts.checkDisk = !noDiskCheck
+            // Prompt lengths, memory and disk are checked before the weights are loaded.
+            let encoder = try modelOptions.encoder()
+            let plan = try Recorder.plan(encoder: encoder, prompts: all, run: out, options: opts)
+            let model = try ChatModel(encoder: encoder)
             let sha = try modelSHA256(modelOptions.model)
-            let path = try Recorder.record(model: model, modelSHA256: sha, prompts: all, run: out, options: opts)
+            let path = try Recorder.record(model: model, modelSHA256: sha, plan: plan, run: out, options: opts)
+            if !plan.skipped.isEmpty {
+                FileHandle.standardError.write(Data("\(path): \(plan.skipped.count) prompt\(plan.skipped.count == 1 ? "" : "s") too long for the context left out: \(plan.skipped.map(\.id).joined(separator: ", "))\n".utf8))
+            }
             print(path)
         }
     }
 }
 
 struct Merge: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Join `record --shard k/n` outputs into one activation file.")
+    static let configuration = CommandConfiguration(
+        abstract: "Join `record --shard k/n` outputs into one activation file.",
+        discussion: "An existing output that already equals the merge of the shards (every value bit for bit) is kept and the merge skipped, so a resubmitted job succeeds; one that differs is an error.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Shard files (.h5) of one checkpoint.") var inputs: [String]
     @Option(name: .long, help: "The merged file.") var out: String
@@ -86,7 +105,8 @@ struct Merge: AsyncParsableCommand {
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
-            try ActivationCacheWriter.merge(inputs, into: out)
+            let r = try ActivationCacheWriter.mergeReporting(inputs, into: out)
+            if r.skipped { AblabLog.logger("merge").info("\(out) already equals the merge of its shards; kept as it is") }
             print(out)
         }
     }

@@ -7,17 +7,21 @@ import Study
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a whole study from a TOML file: record → analyze → generate → judge → probe → agree → report.",
+        abstract: "Run a whole study from a TOML file: record → analyze → select → generate → judge → probe → agree → report.",
         discussion: """
         A stage whose inputs (hashes of models, prompts and settings) are unchanged is skipped.
         RUN/manifest.json holds versions, hashes, settings and timings. Study keys: README, "Study files".
         """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The study file (TOML).") var study: String
-    @Option(name: .long, help: "Only these stages, comma-separated (record, analyze, generate, judge, probe, agree, report).")
+    @Option(name: .long, help: "Only these stages, comma-separated (record, analyze, select, generate, judge, probe, agree, report).")
     var stages: String?
-    @Option(name: .long, help: "Only this checkpoint (for record and generate; used by Slurm array tasks).") var checkpoint: String?
+    @Option(name: .long, help: "Only this checkpoint (for record, select, generate, judge and probe; used by Slurm array tasks).") var checkpoint: String?
     @Option(name: .long, help: "Record shard k/n (with --stages record).") var shard: String?
+    @Option(name: .long, help: "Only this system of --checkpoint for generate, judge and probe: 'original' or 'alpha=<α>' (used by Slurm array tasks).")
+    var system: String?
+    @Option(name: .long, help: "Record each checkpoint by merging its N finished shards (record --shard k/N outputs); an output that already equals them is kept.")
+    var mergeShards: Int?
     @Option(name: .long, help: "Copy the figures here too (overrides [report].figures).") var figures: String?
     @Option(name: .long, help: "Threads for matrix multiplies (default: all cores).") var threads: Int?
     @Flag(name: .long, help: "Run every stage even if its inputs are unchanged.") var force = false
@@ -45,6 +49,14 @@ struct Run: AsyncParsableCommand {
                 o.checkpoint = checkpoint
             }
             if let shard { o.shard = try ShardSpec(parsing: shard) }
+            if let system {
+                guard o.checkpoint != nil else { throw InputError(file: "--system", "needs --checkpoint") }
+                o.system = try SystemChoice(parsing: system)
+            }
+            if let mergeShards {
+                guard mergeShards >= 1 else { throw InputError(file: "--merge-shards", "must be at least 1") }
+                o.mergeShards = mergeShards
+            }
             o.figures = figures
             o.force = force
             try Pipeline(studyFile: study, spec: spec, options: o).execute()
@@ -54,7 +66,10 @@ struct Run: AsyncParsableCommand {
 
 struct Slurm: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write Slurm scripts for a study: a record job array (one checkpoint or shard per task) and a dependent job for the rest.")
+        abstract: "Write Slurm scripts for a study: job arrays for record (checkpoint × shard), select (checkpoint), generate, judge and probe (system), and jobs for analysis and the rest.",
+        discussion: """
+        Writes one .sbatch file per job and submit.sh, which submits them with their dependencies and         prints `<job> <id>` per job. Every job is safe to resubmit (run submit.sh again): finished stages         are skipped, interrupted ones resume. The jobs run in the folder `ablab slurm` ran in. See README, "On a cluster (Slurm)".
+        """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The study file (TOML).") var study: String
     @Option(name: .long, help: "Folder for the scripts (default: RUN/slurm).") var out: String?
@@ -69,18 +84,13 @@ struct Slurm: AsyncParsableCommand {
         global.bootstrap()
         try await runReportingErrors {
             let spec = try StudyFile.load(study)
-            guard shards >= 1 else { throw InputError(file: "--shards", "must be at least 1") }
             var plan = SlurmPlan(studyFile: study, spec: spec)
             plan.shards = shards; plan.cpusPerTask = cpus; plan.memory = mem; plan.time = time
             plan.partition = partition; plan.ablab = ablab
-            let dir = out ?? spec.out + "/slurm"
-            try SafeFiles.createDirectory(dir)
-            let rec = dir + "/record.sbatch", fin = dir + "/finish.sbatch", sub = dir + "/submit.sh"
-            try SafeFiles.atomicWrite(Data(plan.recordScript().utf8), to: rec)
-            try SafeFiles.atomicWrite(Data(plan.finishScript().utf8), to: fin)
-            try SafeFiles.atomicWrite(Data(plan.submitScript(recordPath: rec, finishPath: fin).utf8), to: sub)
-            chmod(sub, 0o755)
-            print("wrote \(rec)\nwrote \(fin)\nwrote \(sub)  (run it on the cluster's login node)")
+            try plan.validate()
+            let written = try plan.write(to: out ?? spec.out + "/slurm")
+            for p in written { print("wrote \(p)") }
+            print("submit with: bash \(SlurmPlan.shellQuote(written.last!))  (on the cluster's login node)")
         }
     }
 }

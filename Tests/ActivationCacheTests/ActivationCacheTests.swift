@@ -250,6 +250,55 @@ import ActivationCache
         #expect(try ActivationFile(path: merged).header.ignoringCreated == s.header().ignoringCreated)
     }
 
+    /// A resubmitted merge job: an output that equals its shards is kept (skipped, not rewritten), one that
+    /// differs in a single value is refused without force and replaced with it.
+    @Test func mergeIsSkippedOnlyWhenTheOutputEqualsItsShards() throws {
+        let run = try TempRun(); defer { run.cleanup() }
+        var s = Synthetic()
+        s.hooks = ["blocks.1.hook_mlp_out"]
+        let single = try ActivationCacheCrashSafetyTests().reference(s, run: run.path + "/single")
+        let sharded = run.path + "/sharded"
+        var inputs: [String] = []
+        for k in 0..<2 {
+            let w = try ActivationCacheWriter(run: sharded, header: s.header(), prompts: s.prompts, options: .init(hooks: s.hooks),
+                                              shard: try ShardSpec(index: k, count: 2))
+            try s.record(w, w.pending, batchSize: 4)
+            inputs.append(try w.finalize())
+        }
+        let out = ActivationCacheWriter.finalPath(run: sharded, checkpoint: "step-1000")
+        #expect(try ActivationCacheWriter.mergeReporting(inputs, into: out).skipped == false)
+        func inode(_ p: String) -> UInt64 { var st = stat(); return stat(p, &st) == 0 ? UInt64(st.st_ino) : 0 }
+        let first = inode(out)
+        #expect(try ActivationCacheWriter.mergeReporting(inputs, into: out).skipped == true)
+        #expect(inode(out) == first)
+        // The single-process recording (another `created`) equals the shards too.
+        try FileManager.default.removeItem(atPath: out)
+        try FileManager.default.copyItem(atPath: single, toPath: out)
+        #expect(try ActivationCacheWriter.mergeReporting(inputs, into: out).skipped == true)
+        // One residual value off by 1/8 (layer 2, prompt 5, position 0, feature 3): not equal.
+        let tampered = run.path + "/tampered"
+        let w = try ActivationCacheWriter(run: tampered, header: s.header(), prompts: s.prompts, options: .init(hooks: s.hooks))
+        for start in stride(from: 0, to: s.nPrompts, by: 8) {
+            let b = Array(start..<min(s.nPrompts, start + 8))
+            var (r, h) = s.batch(b)
+            if let row = b.firstIndex(of: 5) {
+                let layer = 2, position = 0, feature = 3
+                let flat: Int = ((layer * b.count + row) * s.positions.count + position) * s.dModel + feature
+                r[flat] += 0.125
+            }
+            try w.append(indices: b, nTokens: b.map(Synthetic.nTokens), residual: r, hooks: h)
+        }
+        let bad = try w.finalize()
+        #expect(try datasetDifferences(single, bad) == ["residual"])
+        try FileManager.default.removeItem(atPath: out)
+        try FileManager.default.copyItem(atPath: bad, toPath: out)
+        let e = #expect(throws: ActivationCacheError.self) { try ActivationCacheWriter.merge(inputs, into: out) }
+        #expect(e?.kind == .alreadyFinished)
+        #expect(try datasetDifferences(single, out) == ["residual"])
+        #expect(try ActivationCacheWriter.mergeReporting(inputs, into: out, force: true).skipped == false)
+        #expect(try datasetDifferences(single, out) == [])
+    }
+
     @Test func emptyShardsFinalizeAndMerge() throws {
         let run = try TempRun(); defer { run.cleanup() }
         var s = Synthetic()

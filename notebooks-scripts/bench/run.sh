@@ -177,3 +177,12 @@ for model in "${MODELS[@]}"; do
 done
 
 python3 "$BENCH/report.py" --dir "$OUT" --out "$REPORT" "${MODELS[@]}"
+
+# `ablab serve` with 16 concurrent openai clients next to generate_batched (the openai client is in the
+# test venv, made by `make venv-test`); appends its section to the report.
+if [ -x .venv-test/bin/python ] && .venv-test/bin/python -c "import openai" 2>/dev/null; then
+  .venv-test/bin/python "$BENCH/serve_bench.py" --models "${MODELS[@]}" --threads "$THREADS" --new "$NEW" --clients "$BATCH" \
+    --ablab "$ABLAB" --out "$OUT" --report "$REPORT" || log "serve_bench failed; see above"
+else
+  log "skipping the serve throughput: no openai client in .venv-test (make venv-test)"
+fi

@@ -73,6 +73,14 @@ public final class HFCheckpoint: @unchecked Sendable, TensorSource {
     }
 
     func has(_ name: String) -> Bool { index[name] != nil }
+    /// Values, stored bytes and dtype of a tensor (memory estimates).
+    func storage(of name: String) -> (Int, Int, String)? { entry(name).map { ($0.1.elementCount, $0.1.byteCount, $0.1.dtype.rawValue) } }
+    /// Bytes of the safetensors files (they are mapped while loading).
+    var fileBytes: Int {
+        files.values.reduce(0) { acc, f in
+            acc + (((try? FileManager.default.attributesOfItem(atPath: f.path))?[.size] as? NSNumber)?.intValue ?? 0)
+        }
+    }
     func shape(of name: String) -> [Int]? { entry(name)?.1.shape }
 
     func read(_ name: String, shape: [Int], into dst: UnsafeMutablePointer<Float>) throws {

@@ -80,7 +80,8 @@ extension ModelConfig {
             rmsEps: Float(try f.requireDouble(p + "attention.layer_norm_rms_epsilon")),
             tiedEmbeddings: f.tensorInfo(WeightNames.gguf.name(.output, 0)) == nil,
             qkvBias: arch == .qwen2 || f.tensorInfo(WeightNames.gguf.name(.qBias, 0)) != nil,
-            ropeStyle: .neox, eosIds: eos.sorted(), bosId: f.int("tokenizer.ggml.bos_token_id"))
+            ropeStyle: .neox, eosIds: eos.sorted(), bosId: f.int("tokenizer.ggml.bos_token_id"),
+            contextLength: f.int(p + "context_length"))
         try cfg.validate(file: f.path)
         return cfg
     }

@@ -138,7 +138,7 @@ public final class Generator {
                 let cache = pool.popLast() ?? model.makeCache()
                 cache.reset()
                 active.append(Slot(prompt: next, cache: cache, pending: prompts[next],
-                                   rng: SamplingRNG(seed: s.seed ^ (UInt64(next) &* 0x9E37_79B9_7F4A_7C15))))
+                                   rng: s.stream(promptIndex: next)))
                 next += 1
             }
             if active.isEmpty { break }
@@ -180,14 +180,24 @@ public final class Generator {
 }
 
 /// Each prompt's sampling stream.
-typealias SamplingRNG = SplitMix64
+public typealias SamplingRNG = SplitMix64
+
+extension SamplingOptions {
+    /// The sampling stream of prompt `index` of a `Generator.generate` call (a single prompt is index 0),
+    /// so that other decoders (`ablab serve`) draw exactly the same tokens.
+    public func stream(promptIndex index: Int) -> SamplingRNG {
+        SamplingRNG(seed: seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15))
+    }
+}
 
 /// Token choice from one logits row, with reusable buffers.
-struct Sampler {
+public struct Sampler {
     var probs: [Double]
-    init(vocab: Int) { probs = Array(repeating: 0, count: vocab) }
+    public init(vocab: Int) { probs = Array(repeating: 0, count: vocab) }
 
-    mutating func pick(_ logits: UnsafePointer<Float>, _ s: SamplingOptions, _ rng: inout SamplingRNG) -> Int {
+    /// The next token for one row of `vocab` logits: argmax when `s.temperature` is 0, else a draw from
+    /// the tempered softmax (nucleus-trimmed when `s.topP` < 1) using `rng`.
+    public mutating func pick(_ logits: UnsafePointer<Float>, _ s: SamplingOptions, _ rng: inout SamplingRNG) -> Int {
         let n = probs.count
         if s.temperature == 0 {
             var best = logits[0], bi = 0

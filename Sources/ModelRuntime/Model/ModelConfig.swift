@@ -32,14 +32,21 @@ public struct ModelConfig: Sendable, Equatable {
     /// End-of-sequence token ids named by the checkpoint (generation stops at any of them).
     public var eosIds: [Int]
     public var bosId: Int?
+    /// The longest sequence (prompt plus generated tokens) the model was trained for: GGUF
+    /// `<arch>.context_length`, Hugging Face `max_position_embeddings`. Scaled RoPE, which would extend it,
+    /// is refused at load, so this is the stated value. Nil when the file does not say. The forward pass
+    /// does not use it; record and generate refuse longer prompts before any model work.
+    public var contextLength: Int?
 
     public init(arch: Architecture, nLayers: Int, dModel: Int, nHeads: Int, nKVHeads: Int, headDim: Int,
                 ffnDim: Int, vocab: Int, ropeTheta: Double, rmsEps: Float, tiedEmbeddings: Bool,
-                qkvBias: Bool, ropeStyle: RopeStyle = .neox, eosIds: [Int] = [], bosId: Int? = nil) {
+                qkvBias: Bool, ropeStyle: RopeStyle = .neox, eosIds: [Int] = [], bosId: Int? = nil,
+                contextLength: Int? = nil) {
         self.arch = arch; self.nLayers = nLayers; self.dModel = dModel; self.nHeads = nHeads
         self.nKVHeads = nKVHeads; self.headDim = headDim; self.ffnDim = ffnDim; self.vocab = vocab
         self.ropeTheta = ropeTheta; self.rmsEps = rmsEps; self.tiedEmbeddings = tiedEmbeddings
         self.qkvBias = qkvBias; self.ropeStyle = ropeStyle; self.eosIds = eosIds; self.bosId = bosId
+        self.contextLength = contextLength
     }
 
     public var qDim: Int { nHeads * headDim }
@@ -58,6 +65,7 @@ public struct ModelConfig: Sendable, Equatable {
         guard nHeads % nKVHeads == 0 else { throw bad("\(nHeads) query heads are not a multiple of \(nKVHeads) key/value heads") }
         guard headDim % 2 == 0 else { throw bad("head size \(headDim) is odd, so rotary embeddings cannot pair it") }
         guard ropeTheta > 0, rmsEps > 0 else { throw bad("rope theta or RMS epsilon is not positive") }
+        if let n = contextLength, n <= 0 || n > 1 << 24 { throw bad("context length \(n) out of range (1…\(1 << 24))") }
     }
 
     /// Parses a Hugging Face config.json (LlamaForCausalLM / Qwen2ForCausalLM).
@@ -123,6 +131,7 @@ struct HFConfigReader {
             ffnDim: try int("intermediate_size"), vocab: try int("vocab_size"),
             ropeTheta: try ropeTheta(default: defaultTheta), rmsEps: Float(double("rms_norm_eps") ?? 1e-6),
             tiedEmbeddings: bool("tie_word_embeddings", default: false), qkvBias: qkvBias, ropeStyle: .neox,
-            eosIds: intList("eos_token_id"), bosId: intList("bos_token_id").first)
+            eosIds: intList("eos_token_id"), bosId: intList("bos_token_id").first,
+            contextLength: (json["max_position_embeddings"] as? NSNumber)?.intValue)
     }
 }

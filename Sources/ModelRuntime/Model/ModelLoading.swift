@@ -16,6 +16,14 @@ extension Transformer {
     /// A Hugging Face checkpoint folder. RoPE is neox-style (the checkpoint holds unpermuted Q/K).
     public static func loadHF(directory: String) throws -> Transformer {
         let ckpt = try HFCheckpoint(directory: directory)
+        let config = try hfConfig(ckpt, directory: directory)
+        let weights = try ModelWeights.load(config: config, source: ckpt, names: .huggingFace, unpermuteQK: false)
+        return Transformer(config: config, weights: weights, source: directory)
+    }
+
+    /// The configuration of a Hugging Face folder: config.json, end-of-sequence ids of
+    /// generation_config.json, tied embeddings as the tensors say.
+    static func hfConfig(_ ckpt: HFCheckpoint, directory: String) throws -> ModelConfig {
         var config = try ModelConfig.fromHF(ckpt.config, file: directory + "/config.json")
         // generation_config.json may name more end-of-sequence ids than config.json.
         if let data = FileManager.default.contents(atPath: directory + "/generation_config.json"),
@@ -27,7 +35,6 @@ extension Transformer {
         if !config.tiedEmbeddings && !ckpt.has(WeightNames.huggingFace.name(.output, 0)) {
             config.tiedEmbeddings = true
         }
-        let weights = try ModelWeights.load(config: config, source: ckpt, names: .huggingFace, unpermuteQK: false)
-        return Transformer(config: config, weights: weights, source: directory)
+        return config
     }
 }

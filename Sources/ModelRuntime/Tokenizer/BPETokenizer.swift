@@ -243,6 +243,9 @@ public struct BPETokenizer: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Whether `id` is a special token (end of turn, role markers…), which `decode(_:skipSpecial: true)` drops.
+    public func isSpecial(_ id: Int32) -> Bool { specialIds.contains(id) }
+
     /// The raw bytes of one token (a token may hold part of a multi-byte character).
     public func tokenBytes(_ id: Int32) -> [UInt8] {
         guard id >= 0 && Int(id) < tokenBytes.count else { return [] }
@@ -266,4 +269,10 @@ final class BPECache: @unchecked Sendable {
         if map.count >= capacity { map.removeAll(keepingCapacity: true) }
         map[ArraySlice(Array(word))] = ids
     }
+}
+
+extension BPETokenizer {
+    /// The most bytes any one token stands for (added tokens included): a text of n bytes has at least
+    /// n / longestTokenBytes tokens, up to normalisation.
+    public var longestTokenBytes: Int { tokenBytes.reduce(1) { max($0, $1.count) } }
 }
