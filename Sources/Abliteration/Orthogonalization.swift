@@ -51,18 +51,20 @@ public enum Orthogonalization {
     }
 
     /// Writes `source` (a llama.cpp GGUF of a llama / qwen2 model) to `path` with the residual-writing
-    /// matrices orthogonalized. Edited tensors are stored as `type` (.f32 or .f16); every other tensor
-    /// and all metadata are copied unchanged. A tied model gets an explicit `output.weight` holding the
+    /// matrices orthogonalized. Edited tensors are stored as `type`: nil (the default) keeps each one's
+    /// original type, requantized by `GGMLQuantizer` (llama.cpp's reference quantizers) from the Float32
+    /// edit — F32 where the original type is one ablab cannot write; `.f32` / `.f16` / a block type store
+    /// every edited matrix so. Biases stay F32. Every other tensor and all metadata are copied unchanged. A tied model gets an explicit `output.weight` holding the
     /// original embedding bytes, so the exported model's output head is unedited (and llama.cpp reads it).
     /// Adds `ablab.abliteration.*` metadata describing the edit. Returns the names of edited tensors.
     /// With the study's scheme (`setting.scheme`), only `attn_output` and `ffn_down` of the scheme's
     /// layers are edited and the embedding (hence a tied output head) stays as it is.
     @discardableResult
     public static func export(source: String, direction: [Float], alpha: Float, setting: AbliterationSetting? = nil,
-                              type: GGMLType = .f32, to path: String) throws -> [String] {
+                              type: GGMLType? = nil, to path: String) throws -> [String] {
         let scheme = setting?.scheme ?? .arditi
-        guard type == .f32 || type == .f16 else {
-            throw AbliterationError(file: path, key: "type", "edited tensors can be written as F32 or F16, not \(type)")
+        if let type, !GGMLQuantizer.canQuantize(type) {
+            throw AbliterationError(file: path, key: "type", "edited tensors cannot be written as \(type); choose F32, F16 or one of \(GGMLQuantizer.supported.map(\.name).joined(separator: ", "))")
         }
         guard URL(fileURLWithPath: source).standardizedFileURL.path != URL(fileURLWithPath: path).standardizedFileURL.path else {
             throw AbliterationError(file: path, "the output would overwrite the source model; choose another --out")
@@ -94,17 +96,33 @@ public enum Orthogonalization {
                                     "has shape \(embed.shape) but the direction has \(d) values; use a direction from this model")
         }
         var replacing: [String: (dims: [Int], type: GGMLType, data: [Float])] = [:]
+        var encoded: [String: (dims: [Int], type: GGMLType, bytes: [UInt8])] = [:]
+        /// Stores an edited matrix in `type`, or its original type when none is asked for.
+        func store(_ t: GGUFTensorInfo, _ values: [Float]) throws {
+            var target = type ?? t.type
+            if !GGMLQuantizer.canQuantize(target) || t.dims[0] % target.blockSize != 0 { target = .f32 }
+            if target == .f32 || target == .f16 {
+                replacing[t.name] = (t.dims, target, values)
+                return
+            }
+            do {
+                let bytes = try GGMLQuantizer.quantize(target, rows: t.elementCount / t.dims[0], cols: t.dims[0], values: values, tensor: t.name)
+                encoded[t.name] = (t.dims, target, bytes)
+            } catch let e as GGMLQuantizer.Failure {
+                throw AbliterationError(file: source, key: t.name, "the edited matrix cannot be stored as \(target): \(e.description)")
+            }
+        }
         if scheme.embedding {
             var e = try f.dequantize(embed)   // [vocab, d]
             e.withUnsafeMutableBufferPointer { projectRows($0.baseAddress!, count: embed.shape[0], unit: unit, alpha: alpha) }
-            replacing[embed.name] = (embed.dims, type, e)
+            try store(embed, e)
         }
         for l in scheme.layers(nLayers) {
             for name in ["blk.\(l).attn_output.weight", "blk.\(l).ffn_down.weight"] {
                 let t = try matrix(name)
                 var w = try f.dequantize(t)   // [d, cols]
                 w.withUnsafeMutableBufferPointer { projectOutputIndex($0.baseAddress!, cols: t.shape[1], unit: unit, alpha: alpha) }
-                replacing[name] = (t.dims, type, w)
+                try store(t, w)
             }
             // A bias on the attention output (llama attention_bias) writes into the residual stream too.
             if let bt = f.tensorInfo("blk.\(l).attn_output.bias") {
@@ -133,13 +151,13 @@ public enum Orthogonalization {
             extra["ablab.abliteration.skip_begin"] = .int32(Int32(clamping: s.scheme.skipBegin))
             extra["ablab.abliteration.skip_end"] = .int32(Int32(clamping: s.scheme.skipEnd))
         }
-        var writer = try GGUFWriter.copy(from: f, replacing: replacing, extraMetadata: extra)
+        var writer = try GGUFWriter.copy(from: f, replacing: replacing, encoded: encoded, extraMetadata: extra)
         if scheme.embedding && f.tensorInfo("output.weight") == nil {
             // Tied: the output head reads the residual stream and must stay the original embedding.
             let raw = try f.rawData(embed)
             try writer.addRawTensor(name: "output.weight", dims: embed.dims, type: embed.type, bytes: Array(raw))
         }
         try writer.write(to: path)
-        return replacing.keys.sorted()
+        return (Array(replacing.keys) + Array(encoded.keys)).sorted()
     }
 }

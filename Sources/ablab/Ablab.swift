@@ -15,12 +15,13 @@ struct Ablab: AsyncParsableCommand {
           record    run chat models on harmful/harmless prompts; store every layer's residual stream (HDF5)
           analyze   from the cache alone: PCA spectra, refusal directions, similarity, stability
           abliterate / generate   remove the refusal direction (projection or weight edit) and generate answers
+          quantize  requantize a GGUF model (llama.cpp's rules and reference quantizers)
           judge / agree           judge every answer, measure judge agreement and self-judgment
           report    render figures and a multi-page PDF
           run       all of the above from a study file (TOML)
         """,
         version: AblabVersion.string,
-        subcommands: [Run.self, Inspect.self, Tokenize.self, Record.self, Merge.self, Analyze.self, Abliterate.self, Generate.self, JudgeCommand.self, Probe.self, Agree.self, ReportCommand.self, Slurm.self, Serve.self, Bench.self]
+        subcommands: [Run.self, Inspect.self, Tokenize.self, Record.self, Merge.self, Analyze.self, Abliterate.self, Quantize.self, Generate.self, JudgeCommand.self, Probe.self, Agree.self, ReportCommand.self, Slurm.self, Serve.self, Bench.self]
     )
 
     /// Before anything else: OpenBLAS (used by the analysis) gets a core that matches the CPU (see

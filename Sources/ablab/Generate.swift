@@ -183,13 +183,26 @@ struct Abliterate: AsyncParsableCommand {
     @Option(name: .long, help: "A GGUF model file.") var model: String
     @OptionGroup var direction: DirectionOptions
     @Option(name: .long, help: "Ablation strength α.") var alpha: Double = 1
-    @Flag(name: .long, help: "Store edited tensors as F16 instead of F32.") var f16 = false
+    @Option(name: .long, help: "Type of the edited matrices: original (each keeps its stored type, requantized), F32, F16, or a block type (Q8_0, Q4_0, …, Q6_K).") var type: String = "original"
+    @Flag(name: .long, help: "Same as --type F16.") var f16 = false
     @Option(name: .long, help: "The checkpoint's name (default: the model file's name).") var name: String?
     @Option(name: .customLong("save-direction"), help: "Also write the direction used as .npy.") var saveDirection: String?
     @Option(name: .long, help: "The edited GGUF file.") var out: String
 
+    /// nil = each edited matrix keeps its original type.
+    var storedType: GGMLType?? {
+        if f16 { return .some(.f16) }
+        if type.lowercased() == "original" { return .some(nil) }
+        guard let g = GGMLType.allCases.first(where: { $0.name.caseInsensitiveCompare(type) == .orderedSame }),
+              GGMLQuantizer.canQuantize(g) else { return nil }
+        return .some(g)
+    }
+
     func validate() throws {
         if !direction.given { throw ValidationError("give --direction FILE or --run RUN") }
+        if storedType == nil {
+            throw ValidationError("--type \(type): choose original, \(GGMLQuantizer.supported.map(\.name).joined(separator: ", "))")
+        }
     }
 
     func run() async throws {
@@ -199,7 +212,7 @@ struct Abliterate: AsyncParsableCommand {
             let setting = try direction.setting(checkpoint: name ?? checkpointName(model), alpha: alpha)
             if let saveDirection { try DirectionFile.writeNPY(v, to: saveDirection) }
             try Orthogonalization.export(source: model, direction: v, alpha: Float(alpha), setting: setting,
-                                         type: f16 ? .f16 : .f32, to: out)
+                                         type: storedType ?? nil, to: out)
             print(out)
         }
     }

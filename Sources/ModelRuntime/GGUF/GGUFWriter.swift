@@ -111,18 +111,22 @@ public struct GGUFWriter {
     /// A writer holding all of `source`'s metadata (in order, then `extraMetadata` sorted by key; an
     /// existing key is overwritten in place) and all its tensors in order: those named in `replacing`
     /// get the given Float32 data stored as F32 or F16 (dims in GGUF order), all others are copied
-    /// byte for byte. Every name in `replacing` must exist in `source`.
+    /// byte for byte; those named in `encoded` get the given already-encoded blocks (e.g. from
+    /// `GGMLQuantizer`). Every name in `replacing` and `encoded` must exist in `source`.
     public static func copy(from source: GGUFFile,
                             replacing: [String: (dims: [Int], type: GGMLType, data: [Float])] = [:],
+                            encoded: [String: (dims: [Int], type: GGMLType, bytes: [UInt8])] = [:],
                             extraMetadata: [String: GGUFValue] = [:]) throws -> GGUFWriter {
         var w = GGUFWriter(alignment: source.alignment)
         for k in source.metadataKeys { w.set(k, source.metadata[k]!) }
         for k in extraMetadata.keys.sorted() { w.set(k, extraMetadata[k]!) }
-        for name in replacing.keys where source.tensorInfo(name) == nil {
+        for name in Array(replacing.keys) + Array(encoded.keys) where source.tensorInfo(name) == nil {
             throw GGUFError.missingTensor(file: source.path, tensor: name)
         }
         for t in source.tensors {
-            if let r = replacing[t.name] {
+            if let r = encoded[t.name] {
+                try w.addRawTensor(name: t.name, dims: r.dims, type: r.type, bytes: r.bytes)
+            } else if let r = replacing[t.name] {
                 try w.addTensor(name: t.name, dims: r.dims, type: r.type, data: r.data)
             } else {
                 try w.addTensor(copying: t, from: source)
