@@ -60,7 +60,7 @@ struct PromptRolesTests {
     }
 
     @Test("the shipped studies: fit, validation and test prompts per label, disjoint",
-          arguments: [("default.toml", 128, 128, 50), ("paper-full.toml", 250, 227, 50)])
+          arguments: [("default.toml", 96, 96, 32), ("paper-full.toml", 250, 227, 50)])
     func shipped(file: String, harmfulFit: Int, harmlessFit: Int, test: Int) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let spec = try StudyFile.load(root + "/notebooks-scripts/studies/" + file)
