@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
-        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "KernelABI"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "KernelABI", "AblabCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ActivationCacheTests", dependencies: ["ActivationCache", "Recording", "ModelRuntime"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),

@@ -50,4 +50,21 @@ public enum SafeFiles {
             throw IOError(path: dir, "cannot create the folder (\(error.localizedDescription)); check the path and the free space")
         }
     }
+
+    /// Appends `data` to the open file `fd` with write(2) (retrying short writes and EINTR), then fsync(2)s
+    /// it. Returns nil on success, else the system's reason.
+    public static func appendSynced(_ fd: Int32, _ data: Data) -> String? {
+        var failure: String? = nil
+        data.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
+            var done = 0
+            while done < buf.count {
+                let n = write(fd, buf.baseAddress! + done, buf.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = String(cString: strerror(n < 0 ? errno : EIO)); return }
+                done += n
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+        return failure
+    }
 }

@@ -184,18 +184,7 @@ public enum GenerationRun {
     /// Writes one line with write(2) and fsync(2); nil on success, else the system's reason.
     static func appendLine(_ fd: Int32, _ line: Data?) -> String? {
         guard let line else { return "the answer could not be encoded" }
-        var failure: String? = nil
-        line.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
-            var done = 0
-            while done < buf.count {
-                let n = write(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failure = String(cString: strerror(n < 0 ? errno : EIO)); return }
-                done += n
-            }
-        }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        return failure
+        return SafeFiles.appendSynced(fd, line)
     }
 
     /// Ids of complete lines already in `path` (all must belong to `system`); truncates a torn last line.

@@ -385,21 +385,7 @@ public final class HTTPJudge: Judge, @unchecked Sendable {
     }
 
     /// write(2) + fsync(2); nil on success, else the system's reason.
-    static func append(_ h: FileHandle, _ line: Data) -> String? {
-        let fd = h.fileDescriptor
-        var failure: String? = nil
-        line.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
-            var done = 0
-            while done < buf.count {
-                let n = write(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failure = String(cString: strerror(n < 0 ? errno : EIO)); return }
-                done += n
-            }
-        }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        return failure
-    }
+    static func append(_ h: FileHandle, _ line: Data) -> String? { SafeFiles.appendSynced(h.fileDescriptor, line) }
 }
 
 /// What the worker threads of one `judgeAll` share (every access under `lock`).

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import KernelABI
+import AblabCore
 @testable import ModelRuntime
 
 /// The matrix kernels over every stored format: products equal their definition (Σ x · dequantized W
@@ -13,7 +14,7 @@ struct KernelPathTests {
     /// A random matrix [rows, cols] stored in `format`: random bytes, with every f16 scale field set to a
     /// finite value of moderate size (random bytes there could be inf/NaN, which a real file does not hold).
     static func matrix(_ format: WeightFormat, rows: Int, cols: Int, seed: UInt64) -> [UInt8] {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         let rowBytes = format.rowBytes(cols: cols)!
         var bytes = (0..<(rows * rowBytes)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         func half(_ v: Float) -> (UInt8, UInt8) { let h = Float16(v).bitPattern; return (UInt8(h & 0xFF), UInt8(h >> 8)) }
@@ -35,20 +36,8 @@ struct KernelPathTests {
         return bytes
     }
 
-    struct SplitMix {
-        var s: UInt64
-        init(_ seed: UInt64) { s = seed }
-        mutating func next() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func floats(_ n: Int, seed: UInt64) -> [Float] {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<n).map { _ in Float(Int(rng.next() % 20_001) - 10_000) / 10_000 }
     }
 

@@ -241,15 +241,14 @@ public final class Transformer {
         let uq = UnsafeSendable(qkv), ua = UnsafeSendableMutable(att), us = UnsafeSendableMutable(scores)
         let scoreStride = scoreCap / Self.attentionWorkers
         let caches = items.map { (UnsafeSendable($0.cache.k[l]), UnsafeSendable($0.cache.v[l])) }
-        let segs = Array(segments)
         func attendRows(_ wkr: Int) {
             let sc = us.p + wkr * scoreStride
             var job = wkr
             var si = 0
             while job < jobs {
                 let row = job / c.nHeads, h = job % c.nHeads
-                while row >= segs[si].rowStart + segs[si].rowCount { si += 1 }
-                let s = segs[si]
+                while row >= segments[si].rowStart + segments[si].rowCount { si += 1 }
+                let s = segments[si]
                 let i = row - s.rowStart
                 let kvh = h / group
                 let (kc, vc) = caches[si]

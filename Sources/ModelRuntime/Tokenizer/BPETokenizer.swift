@@ -248,12 +248,20 @@ public struct BPETokenizer: Sendable {
         @inline(__always) func pairRank(_ a: Int32, _ b: Int32) -> UInt64 {
             merges[UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))] ?? none
         }
-        st.ranks.removeAll(keepingCapacity: true)   // ranks[i]: merge of symbols i, i+1 (rank << 32 | id)
+        Self.merge(&st, pairRank)
+        ids.append(contentsOf: st.symbols)
+    }
+
+    /// Merges `st.symbols` pair by pair, the pair with the smallest `pairRank` first (leftmost on ties),
+    /// until no pair merges. A rank is `order << 32 | merged id` (`UInt64.max`: the pair does not merge).
+    @inline(__always)
+    private static func merge(_ st: inout EncodeState, _ pairRank: (Int32, Int32) -> UInt64) {
+        let none = UInt64.max
+        st.ranks.removeAll(keepingCapacity: true)   // ranks[i]: merge of symbols i, i+1
         if st.symbols.count > 1 {
             for i in 0..<(st.symbols.count - 1) { st.ranks.append(pairRank(st.symbols[i], st.symbols[i + 1])) }
         }
         while !st.ranks.isEmpty {
-            // rank << 32 | id: the smallest value is the best rank; `<` keeps the leftmost on ties
             var best = none
             var at = -1
             for i in 0..<st.ranks.count where st.ranks[i] < best { best = st.ranks[i]; at = i }
@@ -264,7 +272,6 @@ public struct BPETokenizer: Sendable {
             if at > 0 { st.ranks[at - 1] = pairRank(st.symbols[at - 1], st.symbols[at]) }
             if at < st.ranks.count { st.ranks[at] = pairRank(st.symbols[at], st.symbols[at + 1]) }
         }
-        ids.append(contentsOf: st.symbols)
     }
 
     // MARK: SentencePiece (Gemma)
@@ -298,21 +305,7 @@ public struct BPETokenizer: Sendable {
             let left = UInt64(1023 - min(Int(scalarLengths[Int(a)]), 1023))
             return (UInt64(m) << 10 | left) << 32 | UInt64(UInt32(bitPattern: m))
         }
-        st.ranks.removeAll(keepingCapacity: true)
-        if st.symbols.count > 1 {
-            for i in 0..<(st.symbols.count - 1) { st.ranks.append(pairRank(st.symbols[i], st.symbols[i + 1])) }
-        }
-        while !st.ranks.isEmpty {
-            var best = none
-            var at = -1
-            for i in 0..<st.ranks.count where st.ranks[i] < best { best = st.ranks[i]; at = i }
-            if at < 0 { break }
-            st.symbols[at] = Int32(bitPattern: UInt32(truncatingIfNeeded: best))
-            st.symbols.remove(at: at + 1)
-            st.ranks.remove(at: at)
-            if at > 0 { st.ranks[at - 1] = pairRank(st.symbols[at - 1], st.symbols[at]) }
-            if at < st.ranks.count { st.ranks[at] = pairRank(st.symbols[at], st.symbols[at + 1]) }
-        }
+        Self.merge(&st, pairRank)
         if cacheable { cache.put(bytes, st.symbols) }
         ids.append(contentsOf: st.symbols)
     }
