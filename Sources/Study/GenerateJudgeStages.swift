@@ -91,9 +91,10 @@ extension Pipeline {
         }
         let harmful = pick("harmful"), harmless = pick("harmless")
         let out = run + "/analysis/selection-\(SafeFiles.sanitize(c.name)).csv"
-        let parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
+        var parts = ["model": try fileHash(c.model), "analysis": (try? fileHash(run + "/analysis.h5")) ?? "",
                      "top": top.map { "\($0.layer)/\($0.position)/\($0.method.rawValue)" }.joined(separator: ","),
                      "rule": "kl<=0.1;induce>midpoint;bypass-min", "prompts": SHA256.hex(Data((harmful + ["\u{1E}"] + harmless).joined(separator: "\u{1F}").utf8)), "n": String(spec.selectPrompts), "system": spec.promptSettings]
+        if let f = c.chatFormat { parts["chat_format"] = f }
         try stage("select:\(c.name)", fingerprint: fingerprint(parts), outputs: [out]) {
             let model = try ChatModel(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
             let cands = try top.map { t in
@@ -195,7 +196,15 @@ extension Pipeline {
                              "edit": "\(editScheme.kind.rawValue):\(editScheme.skipBegin):\(editScheme.skipEnd)"]
                 if setting != nil { parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? "" }
                 if spec.skipTooLong { parts["skip_too_long"] = "true" }
-                try stage("generate:\(name)", fingerprint: fingerprint(parts), outputs: [out]) {
+                if let f = c.chatFormat { parts["chat_format"] = f }
+                // The batch size changes speed and memory, never the answers (see README, "Repeatability").
+                let fp = fingerprint(parts)
+                try stage("generate:\(name)", fingerprint: fp, outputs: [out],
+                          settings: ["batch_size": String(spec.batchSize)]) {
+                    // Answers already in the file resume only when they were made with these inputs (an
+                    // interrupted run, a resubmitted array task); answers made with other inputs (prompts,
+                    // max_new_tokens, direction, …) are set aside, never mixed in.
+                    try claimGenerations(out, fingerprint: fp)
                     if model == nil {
                         // Prompt lengths (with max_new_tokens) and memory are checked before the weights are loaded.
                         let encoder = try ChatEncoder(path: c.model, systemPrompt: systemPrompt, chatFormat: c.chatFormat, thinking: spec.thinking)
@@ -261,6 +270,30 @@ extension Pipeline {
             }
             return outputs
         }
+    }
+
+    /// The file next to a generations file naming the fingerprint of the inputs its answers were made with.
+    static func inputsStamp(_ generations: String) -> String {
+        let u = URL(fileURLWithPath: generations)
+        return u.deletingLastPathComponent().appendingPathComponent("." + u.lastPathComponent + ".inputs").path
+    }
+
+    /// Makes `out` ready for answers made with the inputs `fp`: an existing file whose stamp names other
+    /// inputs (or has no stamp) moves to `generations/superseded/`; then the stamp is written.
+    func claimGenerations(_ out: String, fingerprint fp: String) throws {
+        let stamp = Self.inputsStamp(out)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: out), (try? String(contentsOfFile: stamp, encoding: .utf8)) != fp {
+            let aside = (out as NSString).deletingLastPathComponent + "/superseded"
+            try SafeFiles.createDirectory(aside)
+            let target = aside + "/" + (out as NSString).lastPathComponent
+            try? fm.removeItem(atPath: target)
+            do { try fm.moveItem(atPath: out, toPath: target) } catch {
+                throw IOError(path: out, "cannot move answers made with other settings aside: \(error.localizedDescription)")
+            }
+            log.info("[generate] \((out as NSString).lastPathComponent) was made with other settings; moved to generations/superseded/")
+        }
+        try SafeFiles.atomicWrite(Data(fp.utf8), to: stamp)
     }
 
     /// Moves generation files of `checkpoint`'s abliterated systems that the study no longer produces

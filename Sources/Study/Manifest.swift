@@ -9,6 +9,9 @@ public struct Manifest: Codable, Sendable {
         public var startedAt: String
         public var seconds: Double
         public var outputs: [String]
+        /// Settings the stage ran with that do not change its results (so they are not in the
+        /// fingerprint), e.g. the generation batch size; absent in manifests of earlier versions.
+        public var settings: [String: String]?
     }
     public var ablabVersion: String = AblabVersion.string
     public var study: String = ""

@@ -138,7 +138,9 @@ public final class Pipeline {
     }
 
     /// Runs `body` as stage `name` unless its fingerprint is unchanged and `outputs` exist.
-    func stage(_ name: String, fingerprint fp: String, outputs: [String], _ body: () throws -> [String]) throws {
+    /// `settings` are recorded with the stage (settings that do not change its outputs, such as a batch size).
+    func stage(_ name: String, fingerprint fp: String, outputs: [String], settings: [String: String]? = nil,
+               _ body: () throws -> [String]) throws {
         if !options.force, let rec = manifest.stages[name], rec.fingerprint == fp,
            rec.outputs.allSatisfy({ FileManager.default.fileExists(atPath: $0) }), !rec.outputs.isEmpty || outputs.isEmpty {
             log.info("[\(name)] unchanged, skipped")
@@ -149,7 +151,7 @@ public final class Pipeline {
         let produced = try body()
         let secs = Date().timeIntervalSince(start)
         manifest.stages[name] = Manifest.StageRecord(fingerprint: fp, startedAt: ISO8601DateFormatter().string(from: start),
-                                                     seconds: secs, outputs: produced)
+                                                     seconds: secs, outputs: produced, settings: settings)
         touchedStages.insert(name)
         try saveManifest()
         log.info("[\(name)] done in \(String(format: "%.1f", secs)) s")

@@ -40,7 +40,11 @@ extension Pipeline {
                                            "name": system,
                                            "gen": try SHA256.hex(file: GenerationRun.path(run: run, system: system)),
                                            "judgments": (try? SHA256.hex(file: judged)) ?? "", "model": try fileHash(c.model)]
-            if setting != nil { parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? "" }
+            if let s = setting {
+                parts["analysis"] = (try? fileHash(run + "/analysis.h5")) ?? ""
+                if s.scheme.kind == .study { parts["edit"] = "\(editScheme.kind.rawValue):\(editScheme.skipBegin):\(editScheme.skipEnd)" }
+            }
+            if let f = c.chatFormat { parts["chat_format"] = f }
             try stage("probe:\(base)", fingerprint: fingerprint(parts), outputs: [part]) {
                 let existing = FileManager.default.fileExists(atPath: judged) ? try JudgmentsFile.read(judged) : []
                 let ref = try SelfJudgment.referenceVerdicts(spec.referenceJudge, existing: existing, generations: lines)
