@@ -239,9 +239,23 @@ public struct CrossCheckpointData: Sendable {
     public var method: String
     public var checkpoints: [String]
     public var panels: [Panel]
+    /// A chance level drawn with the metric, same layout as `panels` (e.g. the debiased CKA with the
+    /// prompts' pairing shuffled, 95th percentile); empty when there is none.
+    public var baseline: [Panel] = []
+    public var baselineLabel = ""
     public init(metric: String, method: String, checkpoints: [String], panels: [Panel]) {
         self.metric = metric; self.method = method; self.checkpoints = checkpoints; self.panels = panels
     }
+
+    /// "Linear CKA", "Debiased linear CKA" or "Cosine".
+    var axisLabel: String {
+        switch metric {
+        case "cka": return "Linear CKA"
+        case "cka_debiased": return "Debiased linear CKA"
+        default: return "Cosine"
+        }
+    }
+    var isCKA: Bool { metric.hasPrefix("cka") }
 
     /// `layerCounts`: residual layers per checkpoint (the largest analysed layer). Depths are fractions
     /// of the first checkpoint's depth; other checkpoints' layers are matched the way the analysis did
@@ -296,26 +310,37 @@ extension AnalysisFigures {
 
     /// One line per pair of checkpoints: the metric against relative depth (%).
     public static func crossCheckpointLines(_ d: CrossCheckpointData) -> Figure {
-        let isCKA = d.metric == "cka"
+        let isCKA = d.isCKA
         var f = panels(1, maxColumns: 1, panelHeight: 230)
-        var ax = Axes(title: isCKA ? "Linear CKA at matched relative depth" : "Cosine of the \(d.method) directions at matched relative depth",
-                      xLabel: "Relative depth (%)", yLabel: isCKA ? "Linear CKA" : "Cosine")
+        var ax = Axes(title: isCKA ? "\(d.axisLabel) at matched relative depth" : "Cosine of the \(d.method) directions at matched relative depth",
+                      xLabel: "Relative depth (%)", yLabel: d.axisLabel)
         let palette = Palette.okabeIto
         var k = 0
+        var lowest = 0.0
+        func series(_ ps: [CrossCheckpointData.Panel], _ i: Int, _ j: Int) -> (x: [Double], y: [Double]) {
+            var xs: [Double] = [], ys: [Double] = []
+            for p in ps {
+                let v = p.values[i][j].isNaN ? p.values[j][i] : p.values[i][j]
+                if v.isFinite { xs.append(p.depth * 100); ys.append(v) }
+            }
+            return (xs, ys)
+        }
         for i in 0..<d.checkpoints.count {
             for j in (i + 1)..<d.checkpoints.count {
-                var xs: [Double] = [], ys: [Double] = []
-                for p in d.panels {
-                    let v = p.values[i][j].isNaN ? p.values[j][i] : p.values[i][j]
-                    if v.isFinite { xs.append(p.depth * 100); ys.append(v) }
-                }
+                let (xs, ys) = series(d.panels, i, j)
                 guard !xs.isEmpty else { continue }
                 ax.line(x: xs, y: ys, label: "\(d.checkpoints[i]) vs \(d.checkpoints[j])", color: palette.color(k),
                         marker: xs.count <= 12 ? .circle : .none)
+                let (bx, by) = series(d.baseline, i, j)
+                if !bx.isEmpty {
+                    ax.line(x: bx, y: by, label: k == 0 ? d.baselineLabel : nil, color: palette.color(k), dash: Dash.dashed)
+                }
+                lowest = min(lowest, ys.min() ?? 0, by.min() ?? 0)
                 k += 1
             }
         }
-        ax.yLimits = isCKA ? .fixed(0, 1) : .fixed(-1, 1)
+        // The debiased estimate can fall below 0 (no shared geometry beyond chance).
+        ax.yLimits = isCKA ? .fixed(lowest < 0 ? max(-1, (lowest * 10).rounded(.down) / 10) : 0, 1) : .fixed(-1, 1)
         f.axes[0] = ax
         return f
     }
@@ -328,13 +353,13 @@ extension AnalysisFigures {
             return crossCheckpointLines(d)
         }
         var f = panels(d.panels.count, maxColumns: 2, panelHeight: 200)
-        let isCKA = d.metric == "cka"
+        let isCKA = d.isCKA
         for (i, p) in d.panels.enumerated() {
             var ax = Axes(title: p.title)
             ax.heatmap(p.values, rowLabels: d.checkpoints, columnLabels: d.checkpoints,
                        colorMap: isCKA ? .viridis : .blueWhiteRed,
                        norm: isCKA ? ColorNorm(low: 0, high: 1) : ColorNorm(low: -1, high: 1),
-                       colorBarLabel: isCKA ? "Linear CKA" : "Cosine (\(d.method))", cellLabels: true)
+                       colorBarLabel: isCKA ? d.axisLabel : "Cosine (\(d.method))", cellLabels: true)
             ax.equalAspect = true
             f.axes[i] = ax
         }

@@ -10,7 +10,7 @@ public struct RefusalCounts: Sendable {
     public struct Row: Sendable, Equatable {
         public var system: String, label: String, judge: String
         public var refused: Int, total: Int
-        /// Bootstrap percentile interval of the refusal rate (NaN when total = 0).
+        /// Wilson score interval of the refusal rate (NaN when total = 0).
         public var lower: Double, upper: Double
         public var rate: Double { total == 0 ? .nan : Double(refused) / Double(total) }
         public init(system: String, label: String, judge: String, refused: Int, total: Int, lower: Double = .nan, upper: Double = .nan) {

@@ -174,7 +174,7 @@ extension StudyReport {
         }
         if let c = r.counts {
             let judge = primaryJudge(c, options: options) ?? "?"
-            s.append("Answers were judged by \(c.judges.joined(separator: ", ")) (from \(URL(fileURLWithPath: r.judgmentsFile ?? "judgments.csv").lastPathComponent)); refusal-rate figures use \(judge). Intervals are \(Int(c.level * 100)) % bootstrap percentile intervals over items (\(options.replicates) replicates, seed \(options.seed)). Abliterated systems are named <checkpoint>+abl-<method>-L<layer>-a<alpha>.")
+            s.append("Answers were judged by \(c.judges.joined(separator: ", ")) (from \(URL(fileURLWithPath: r.judgmentsFile ?? "judgments.csv").lastPathComponent)); refusal-rate figures use \(judge). Refusal-rate intervals are \(Int(c.level * 100)) % Wilson score intervals; agreement intervals are cluster bootstraps by item (\(options.replicates) replicates, seed \(options.seed)). Abliterated systems are named <checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha> (ending in -study for the study's edit scheme and in -fallback when no candidate passed the selection's filters).")
         }
         if options.paperDirectory != nil { s.append("Figures marked \"the study's data\" are drawn from the CSV files published with arXiv 2510.02768.") }
         return s.joined(separator: " ")

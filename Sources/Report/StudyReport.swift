@@ -215,9 +215,19 @@ public enum StudyReport {
             // every layer of the first checkpoint when there are few checkpoints (drawn as lines), else four depths (heatmaps)
             let refLayers = cks.first.flatMap { layerCounts[$0] } ?? 0
             let depths: [Double] = cks.count <= 4 && refLayers > 0 ? (1...refLayers).map { Double($0) / Double(refLayers) } : [0.25, 0.5, 0.75, 1.0]
-            let cka = CrossCheckpointData.from(sim, metric: "cka", method: "-", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
+            // The debiased estimate (unbiased HSIC) with its shuffled-pairing baseline; analysis files
+            // written before it existed have only the plug-in estimate, which is biased upward with
+            // fewer prompts than dimensions, and say so.
+            var cka = CrossCheckpointData.from(sim, metric: "cka_debiased", method: "-", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
             if !cka.panels.isEmpty {
-                out.append(StudyFigure(name: "cross_checkpoint_cka", caption: "Linear CKA between the test-prompt activations of every pair of checkpoints at matched relative depth (token position \(pos)); 1 = the same geometry up to rotation and scale. Linear CKA is biased upward when there are fewer prompts than dimensions; similarity.csv also has the debiased estimate (cka_debiased) and its value with the prompts' pairing shuffled (cka_debiased_permuted_mean, _p95).", figure: AnalysisFigures.crossCheckpoint(cka)))
+                cka.baseline = CrossCheckpointData.from(sim, metric: "cka_debiased_permuted_p95", method: "-", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths).panels
+                cka.baselineLabel = "dashed: prompts' pairing shuffled (95th percentile)"
+                out.append(StudyFigure(name: "cross_checkpoint_cka", caption: "Debiased linear CKA (unbiased HSIC estimator) between the test-prompt activations of every pair of checkpoints at matched relative depth (token position \(pos)); 1 = the same geometry up to rotation and scale, 0 = none. Dashed, same colour: the estimate with one checkpoint's prompts shuffled against the other's (95th percentile of 20 shuffles), the level a value must exceed to be more than chance. The plug-in (biased) estimate is in similarity.csv as cka.", figure: AnalysisFigures.crossCheckpoint(cka)))
+            } else {
+                let plugin = CrossCheckpointData.from(sim, metric: "cka", method: "-", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
+                if !plugin.panels.isEmpty {
+                    out.append(StudyFigure(name: "cross_checkpoint_cka", caption: "Linear CKA (plug-in estimate: this analysis file predates the debiased one; rerun the analyze stage) between the test-prompt activations of every pair of checkpoints at matched relative depth (token position \(pos)). It is biased upward when there are fewer prompts than dimensions.", figure: AnalysisFigures.crossCheckpoint(plugin)))
+                }
             }
             let cos = CrossCheckpointData.from(sim, metric: "cosine", method: "mean-diff", position: pos, checkpoints: cks, layerCounts: layerCounts, depths: depths)
             if !cos.panels.isEmpty {
@@ -227,7 +237,7 @@ public enum StudyReport {
         if let c = r.counts, let judge = primaryJudge(c, options: options) {
             let pairs = SystemPair.pairs(c.systems)
             if !pairs.isEmpty {
-                out.append(StudyFigure(name: "refusal_rates", caption: "Refusal rate of each model before (blue) and after (vermillion) abliteration, judged by \(judge); error bars: \(Int(c.level * 100)) % bootstrap percentile intervals over items.", figure: JudgingFigures.refusalRates(c, judge: judge)))
+                out.append(StudyFigure(name: "refusal_rates", caption: "Refusal rate of each model before (blue) and after (vermillion) abliteration, judged by \(judge); error bars: \(Int(c.level * 100)) % Wilson score intervals.", figure: JudgingFigures.refusalRates(c, judge: judge)))
             }
             if c.systems.count > 12 {
                 for label in c.labels.sorted() {

@@ -4,7 +4,9 @@ import Foundation
 /// files.
 ///
 /// - An original checkpoint is named by its checkpoint name, e.g. `smollm2-135m`.
-/// - An abliterated variant is `<checkpoint>+abl-<method>-L<layer>-a<alpha>`, e.g.
+/// - An abliterated variant is `<checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>` (then `-study`
+///   for the study's edit scheme, `-fallback` for a direction no candidate filter passed; `-p…` is
+///   absent in names written before positions were named), e.g.
 ///   `smollm2-135m+abl-mean-diff-L12-a1` or `qwen2.5+abl-pc1-L7-a0.5`: the refusal direction of
 ///   `method` (`mean-diff` or `pc1`) found at residual layer `layer`, removed with strength `alpha`
 ///   (1 = full projection). `alpha` is written as the shortest decimal (`1`, `0.5`, `1.25`).

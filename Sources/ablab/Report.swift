@@ -12,7 +12,7 @@ struct ReportCommand: AsyncParsableCommand {
         judgments.csv or agreement/judgments_paper.csv, self_judgment.csv, generations/*.jsonl) and writes \
         RUN/report.pdf and one PNG (2x) + PDF per figure into RUN/figures (or --figures). Missing inputs \
         are reported in the PDF; the rest renders. Abliterated systems are named \
-        <checkpoint>+abl-<method>-L<layer>-a<alpha> (the study's '<model>-ALB' is read too).
+        <checkpoint>+abl-<method>-L<layer>-p<position>-a<alpha>[-study][-fallback] (the study's '<model>-ALB' is read too).
         """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "A run folder.") var run: String
