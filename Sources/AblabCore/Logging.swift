@@ -15,6 +15,8 @@ public final class Progress: @unchecked Sendable {
     private var done: Int = 0
     private let start = Date()
     private var lastPrint = Date.distantPast
+    /// `done` when the line was last drawn (-1: never), so that `finish` does not print the final line twice.
+    private var drawnAt = -1
     private let isTTY = isatty(2) != 0
     private let lock = NSLock()
     public var enabled: Bool
@@ -36,12 +38,13 @@ public final class Progress: @unchecked Sendable {
 
     public func finish() {
         lock.lock(); defer { lock.unlock() }
-        render(now: Date())
+        if drawnAt != done { render(now: Date()) }
         if enabled && isTTY { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 
     private func render(now: Date) {
         guard enabled else { return }
+        drawnAt = done
         let elapsed = max(now.timeIntervalSince(start), 1e-9)
         let rate = Double(done) / elapsed
         let eta = rate > 0 ? Double(total - done) / rate : 0
