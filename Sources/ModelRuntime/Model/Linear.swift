@@ -130,7 +130,7 @@ struct UncheckedBox<T>: @unchecked Sendable { let value: T }
 func parallelFor(_ n: Int, _ body: (Int) -> Void) {
     if n == 1 { body(0); return }
     #if os(Linux)
-    if WorkerPool.shared.run(n, body) { return }
+    if WorkerPool.enabled, WorkerPool.shared.run(n, body) { return }
     #endif
     withoutActuallyEscaping(body) { b in
         let box = UncheckedBox(value: b)
@@ -149,6 +149,13 @@ final class WorkerPool: @unchecked Sendable {
 
     /// How long an idle helper keeps watching for work before it sleeps.
     static let spinNanoseconds: UInt64 = 200_000
+
+    /// `ABLAB_WORKER_POOL=0` sends the work to `concurrentPerform` instead (to compare the two).
+    static let enabled = ProcessInfo.processInfo.environment["ABLAB_WORKER_POOL"] != "0"
+
+    /// Spin iterations before a waiting thread starts yielding its core (to a helper descheduled on a busy
+    /// machine, or to other processes).
+    static let pureSpins = 2_000
 
     private let busy = Atomic<Bool>(false)
     /// job number << 32 | index count << 16 | next index.
@@ -183,7 +190,11 @@ final class WorkerPool: @unchecked Sendable {
                 pthread_mutex_lock(mutex); pthread_cond_broadcast(cond); pthread_mutex_unlock(mutex)
             }
             work(job: job)
-            while finished.load(ordering: .acquiring) < n {}
+            var spins = 0
+            while finished.load(ordering: .acquiring) < n {
+                spins += 1
+                if spins > Self.pureSpins { sched_yield() }
+            }
             self.body = nil
         }
         return true
@@ -221,6 +232,7 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while ticket.load(ordering: .acquiring) >> 32 == seen {
                 spins += 1
+                if spins > Self.pureSpins { sched_yield() }
                 if spins & 255 == 0, DispatchTime.now().uptimeNanoseconds > spinUntil {
                     pthread_mutex_lock(mutex)
                     sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
