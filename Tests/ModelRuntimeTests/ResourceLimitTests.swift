@@ -41,16 +41,32 @@ struct ResourceLimitTests {
         let (L, kvHeads, hd) = (try #require(m["n_layers"] as? Int), try #require(m["n_kv_heads"] as? Int), try #require(m["head_dim"] as? Int))
         let (d, f, V, nH) = (try #require(m["d_model"] as? Int), try #require(m["ffn_dim"] as? Int), try #require(m["vocab"] as? Int), try #require(m["n_heads"] as? Int))
         let w = MemoryWorkload(forwardRows: 100, kvPositions: 1000, longestSequence: 300, longestSegment: 50, logitsRows: 7, extraBytes: 12345)
-        let e = try ModelMemory.estimate(model: path, workload: w)
+        let e = ModelMemory.estimate(header: try ModelHeader.read(path: path), workload: w, threads: 3)
         #expect(e.weights == held)
         #expect(e.kvCache == 2 * L * kvHeads * hd * 4 * 1000)
-        // rows: 1.5 × 100 × (3d + (q + 2kv) + q + 3f) floats; scores 2 × 50 × 300; RoPE 2 × max(600, 256) × hd/2; logits 7 × V.
+        // rows: 1.5 × 100 × (3d + (q + 2kv) + q + 3f) floats; scores 2 × 3 threads × 300 (one row per attention
+        // worker); panels 3 threads × 16 rows × max(d, f, q); RoPE 2 × max(600, 256) × hd/2; logits 7 × V.
         let q = nH * hd, kv = kvHeads * hd
-        let scratch = 150 * (3 * d + (q + 2 * kv) + q + 3 * f) * 4 + 2 * 50 * 300 * 4 + 2 * 600 * (hd / 2) * 4 + 7 * V * 4
+        let scratch = 150 * (3 * d + (q + 2 * kv) + q + 3 * f) * 4 + 2 * 3 * 300 * 4 + 3 * 16 * max(d, f, q) * 4
+            + 2 * 600 * (hd / 2) * 4 + 7 * V * 4
         #expect(e.scratch == scratch)
         #expect(e.total == held + 2 * L * kv * 4 * 1000 + scratch + 12345)
         // the mapping beyond the matrices read in place (header, norms as stored, unused tensors)
         #expect(e.mapped == (m["file_bytes"] as? Int ?? 0) - (m["loaded_matrix_bytes"] as? Int ?? 0))
+    }
+
+    @Test("the scratch estimate bounds the buffers a packed prefill and a decoding step allocate, within 2×", arguments: ggufCases)
+    func scratchMatchesAllocation(short: String, stem: String) throws {
+        guard let path = TestModels.ggufFile(stem) else { return }
+        let m = try Transformer.load(path: path)
+        let long = (0..<300).map { ($0 * 7919) % 1000 + 10 }, short = Array(long.prefix(50))
+        let caches = [m.makeCache(), m.makeCache()]
+        _ = try m.forward([ForwardItem(cache: caches[0], tokens: long), ForwardItem(cache: caches[1], tokens: short, sequenceID: 1)], logits: .none)
+        _ = try m.forward([ForwardItem(cache: caches[0], tokens: [11])], logits: .none)
+        let w = MemoryWorkload(forwardRows: 350, kvPositions: 351, longestSequence: 301, longestSegment: 300, logitsRows: 0)
+        let e = ModelMemory.estimate(header: try ModelHeader.read(path: path), workload: w)
+        #expect(m.scratchBytes <= e.scratch, "allocated \(m.scratchBytes) > estimated \(e.scratch)")
+        #expect(e.scratch <= 2 * m.scratchBytes, "estimated \(e.scratch) > 2 × allocated \(m.scratchBytes)")
     }
 
     @Test("a Hugging Face folder: context from max_position_embeddings, weights from config.json's shapes")

@@ -4,7 +4,7 @@ enum Q4_0Format: BlockDecoder {
     static var elements: Int { 32 }
     static var bytes: Int { 18 }
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
-        let d = V16(repeating: half(p, 0))
+        let d = V16(repeating: blockScale(p, 0))
         let q = widenU8(p + 2)
         out[0] = d * floatOf(unsafeBitCast(q & 0x0F, to: I16.self) &- 8)
         out[1] = d * floatOf(unsafeBitCast(q &>> 4, to: I16.self) &- 8)

@@ -3,7 +3,7 @@ enum Q4_1Format: BlockDecoder {
     static var elements: Int { 32 }
     static var bytes: Int { 20 }
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
-        let d = V16(repeating: half(p, 0)), m = V16(repeating: half(p, 2))
+        let d = V16(repeating: blockScale(p, 0)), m = V16(repeating: blockScale(p, 2))
         let q = widenU8(p + 4)
         out[0] = d * floatOf(q & 0x0F) + m
         out[1] = d * floatOf(q &>> 4) + m

@@ -15,7 +15,7 @@ enum Q4_KFormat: BlockDecoder {
     }
 
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
-        let d = half(p, 0), dmin = half(p, 2)
+        let d = blockScale(p, 0), dmin = blockScale(p, 2)
         let s = (p + 4).assumingMemoryBound(to: UInt8.self)
         for g in 0..<4 {
             let (sc0, m0) = scaleMin(s, 2 * g), (sc1, m1) = scaleMin(s, 2 * g + 1)

@@ -4,7 +4,7 @@ enum Q5_0Format: BlockDecoder {
     static var elements: Int { 32 }
     static var bytes: Int { 22 }
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
-        let d = V16(repeating: half(p, 0))
+        let d = V16(repeating: blockScale(p, 0))
         let qh = U16(repeating: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
         let q = widenU8(p + 6)
         let lane = laneIndex()

@@ -3,7 +3,7 @@ enum Q5_1Format: BlockDecoder {
     static var elements: Int { 32 }
     static var bytes: Int { 24 }
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
-        let d = V16(repeating: half(p, 0)), m = V16(repeating: half(p, 2))
+        let d = V16(repeating: blockScale(p, 0)), m = V16(repeating: blockScale(p, 2))
         let qh = U16(repeating: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
         let q = widenU8(p + 8)
         let lane = laneIndex()

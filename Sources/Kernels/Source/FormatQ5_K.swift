@@ -5,7 +5,7 @@ enum Q5_KFormat: BlockDecoder {
     static var bytes: Int { 176 }
 
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
-        let d = half(p, 0), dmin = half(p, 2)
+        let d = blockScale(p, 0), dmin = blockScale(p, 2)
         let s = (p + 4).assumingMemoryBound(to: UInt8.self)
         let ha = widenU8(p + 16), hb = widenU8(p + 32)   // qh[0..<16], qh[16..<32]
         for g in 0..<4 {

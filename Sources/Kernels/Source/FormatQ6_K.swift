@@ -6,7 +6,7 @@ enum Q6_KFormat: BlockDecoder {
     static var bytes: Int { 210 }
 
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
-        let d = half(p, 208)
+        let d = blockScale(p, 208)
         let sc = (p + 192).assumingMemoryBound(to: Int8.self)
         for h in 0..<2 {
             let ql = p + 64 * h, qh = p + 128 + 32 * h

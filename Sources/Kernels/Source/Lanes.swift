@@ -61,6 +61,13 @@ typealias U16 = SIMD16<UInt32>
     halfToFloat(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)))
 }
 
+/// A block's f16 scale or minimum at byte offset o. Every use multiplies or adds it, so a signalling NaN
+/// is quieted either way and the products carry the same bits whichever conversion `halfScale` uses
+/// (Variant.swift: F16C's vcvtph2ps where the build has it, `halfToFloat` otherwise; both exact).
+@inline(__always) func blockScale(_ p: UnsafeRawPointer, _ o: Int) -> Float {
+    halfScale(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)))
+}
+
 /// 16 consecutive little-endian UInt16 as lanes.
 @inline(__always) func widenU16(_ p: UnsafeRawPointer) -> U16 {
     let b = p.assumingMemoryBound(to: UInt16.self)

@@ -14,6 +14,16 @@ import KernelABI
 /// Rows of x from which the panel path is used.
 let panelFromRows = 4
 
+/// How far ahead of its use the few-rows path prefetches weight bytes (at least one group of four rows).
+let prefetchBytes = 2048
+
+/// A hint to bring the cache line at p into the caches (no fault for any address; LLVM's intrinsic,
+/// one `prefetcht0` on x86-64).
+@_silgen_name("llvm.prefetch.p0")
+func llvmPrefetch(_ p: UnsafeRawPointer, _ rw: Int32, _ locality: Int32, _ cacheType: Int32)
+
+@inline(__always) func prefetch(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 3, 1) }
+
 @inline(__always) func finish(_ acc: V16, tail: Float, into p: UnsafeMutablePointer<Float>, accumulate: Bool) {
     let r = acc.sum() + tail
     if accumulate { p.pointee += r } else { p.pointee = r }
@@ -78,7 +88,9 @@ extension Impl {
         }
     }
 
-    /// Few rows of x: four rows of W decoded block by block, each x row against them.
+    /// Few rows of x: four rows of W decoded block by block, each x row against them (the four rows stay
+    /// in L1 for the rows of x). While a group is multiplied, the bytes of a group further on are
+    /// prefetched, a block's worth at a time, so the weights stream in ahead of their use.
     @inline(__always)
     static func registerProduct<D: BlockDecoder>(_: D.Type, _ w: WeightMatrix, columns: Range<Int>, x: UnsafePointer<Float>, m: Int, ldx: Int,
                                                  out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
@@ -86,16 +98,23 @@ extension Impl {
         let S = D.elements / 16
         let nb = k / D.elements
         let k16 = nb * D.elements
+        let groupBytes = 4 * w.rowBytes
+        let ahead = groupBytes * max(1, (prefetchBytes + groupBytes - 1) / groupBytes)
         withUnsafeTemporaryAllocation(of: V16.self, capacity: 4 * S) { tmp in
             let wb = tmp.baseAddress!
-            for i in 0..<m {
-                let xi = x + i * ldx
-                var j = columns.lowerBound
-                while j + 4 <= columns.upperBound {
-                    let r0 = w.base + j * w.rowBytes, r1 = r0 + w.rowBytes, r2 = r1 + w.rowBytes, r3 = r2 + w.rowBytes
+            var j = columns.lowerBound
+            while j + 4 <= columns.upperBound {
+                let r0 = w.base + j * w.rowBytes, r1 = r0 + w.rowBytes, r2 = r1 + w.rowBytes, r3 = r2 + w.rowBytes
+                for i in 0..<m {
+                    let xi = x + i * ldx
                     var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+                    var pf = r0 + ahead, pfEnd = pf
                     var b = 0
                     while b < nb {
+                        if i == 0 {
+                            pfEnd += 4 * D.bytes
+                            while pf < pfEnd { prefetch(pf); pf += 64 }
+                        }
                         let o = b * D.bytes
                         D.decode(r0 + o, wb); D.decode(r1 + o, wb + S); D.decode(r2 + o, wb + 2 * S); D.decode(r3 + o, wb + 3 * S)
                         let xb = xi + b * D.elements
@@ -117,10 +136,13 @@ extension Impl {
                     let o = out + i * ldo + j
                     finish(a0, tail: t0, into: o, accumulate: accumulate); finish(a1, tail: t1, into: o + 1, accumulate: accumulate)
                     finish(a2, tail: t2, into: o + 2, accumulate: accumulate); finish(a3, tail: t3, into: o + 3, accumulate: accumulate)
-                    j += 4
                 }
-                while j < columns.upperBound {
-                    let r0 = w.base + j * w.rowBytes
+                j += 4
+            }
+            while j < columns.upperBound {
+                let r0 = w.base + j * w.rowBytes
+                for i in 0..<m {
+                    let xi = x + i * ldx
                     var a0 = V16()
                     var b = 0
                     while b < nb {
@@ -133,8 +155,8 @@ extension Impl {
                     var e = k16
                     while e < k { t0 = t0.addingProduct(xi[e], D.element(r0, e)); e += 1 }
                     finish(a0, tail: t0, into: out + i * ldo + j, accumulate: accumulate)
-                    j += 1
                 }
+                j += 1
             }
         }
     }

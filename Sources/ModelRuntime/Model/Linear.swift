@@ -1,6 +1,10 @@
 import Foundation
 import Dispatch
 import KernelABI
+#if os(Linux)
+import Synchronization
+import Glibc
+#endif
 
 /// Memory a model owns (edited or re-laid-out copies of weights, norms, biases), freed with the model.
 final class OwnedBuffer: @unchecked Sendable {
@@ -118,11 +122,128 @@ struct UnsafeSendableMutable: @unchecked Sendable { let p: UnsafeMutablePointer<
 /// A value handed to `concurrentPerform` workers that only read it (or write disjoint parts through it).
 struct UncheckedBox<T>: @unchecked Sendable { let value: T }
 
-/// body(0) … body(n − 1), on up to n threads (inline when n is 1).
+/// body(0) … body(n − 1), on up to n threads (inline when n is 1). On Linux the calling thread and the
+/// helper threads of `WorkerPool` share the work (a decoding step makes ~100 such calls, too many to
+/// wake dispatch threads for each); when the pool is busy (another caller, or a nested call) the
+/// work goes to `concurrentPerform`. Which thread runs which index never changes a value: callers
+/// give each index its own outputs.
 func parallelFor(_ n: Int, _ body: (Int) -> Void) {
     if n == 1 { body(0); return }
+    #if os(Linux)
+    if WorkerPool.enabled, WorkerPool.shared.run(n, body) { return }
+    #endif
     withoutActuallyEscaping(body) { b in
         let box = UncheckedBox(value: b)
         DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
     }
 }
+
+#if os(Linux)
+/// Helper threads that stay ready between the products of a forward pass: after a job they spin for a
+/// short while (`spinNanoseconds`) watching for the next one, then sleep on a condition variable.
+/// One caller at a time. A job is published as one atomic ticket (job number, index count, next index);
+/// threads claim indices by compare-and-swap on it, so a late helper can never claim an index of a job
+/// that is over, and the caller waits only for the indices claimed, never for an idle helper.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool()
+
+    /// How long an idle helper keeps watching for work before it sleeps.
+    static let spinNanoseconds: UInt64 = 200_000
+
+    /// `ABLAB_WORKER_POOL=0` sends the work to `concurrentPerform` instead (to compare the two).
+    static let enabled = ProcessInfo.processInfo.environment["ABLAB_WORKER_POOL"] != "0"
+
+    /// Spin iterations before a waiting thread starts yielding its core (to a helper descheduled on a busy
+    /// machine, or to other processes).
+    static let pureSpins = 2_000
+
+    private let busy = Atomic<Bool>(false)
+    /// job number << 32 | index count << 16 | next index.
+    private let ticket = Atomic<UInt64>(0)
+    private let finished = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let cond: UnsafeMutablePointer<pthread_cond_t>
+    /// The current job's body: written by the caller only when every claimed index of the previous job
+    /// has finished, read by a thread only after it claimed an index of this job.
+    private var body: ((Int) -> Void)?
+    private var helpers = 0
+
+    private init() {
+        mutex = .allocate(capacity: 1); cond = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    /// Runs body(0..<n) on the caller and up to n − 1 helpers; false (nothing run) when the pool is in use.
+    func run(_ n: Int, _ body: (Int) -> Void) -> Bool {
+        guard n < 1 << 16 else { return false }
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        defer { busy.store(false, ordering: .releasing) }
+        while helpers < n - 1 { startHelper() }
+        withoutActuallyEscaping(body) { b in
+            self.body = b
+            finished.store(0, ordering: .relaxed)
+            let job = ((ticket.load(ordering: .relaxed) >> 32) &+ 1) & 0xFFFF_FFFF
+            ticket.store(job << 32 | UInt64(n) << 16, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(mutex); pthread_cond_broadcast(cond); pthread_mutex_unlock(mutex)
+            }
+            work(job: job)
+            var spins = 0
+            while finished.load(ordering: .acquiring) < n {
+                spins += 1
+                if spins > Self.pureSpins { sched_yield() }
+            }
+            self.body = nil
+        }
+        return true
+    }
+
+    /// Claims and runs indices of job `job` until none is left.
+    private func work(job: UInt64) {
+        var t = ticket.load(ordering: .acquiring)
+        while t >> 32 == job {
+            let n = (t >> 16) & 0xFFFF, i = t & 0xFFFF
+            guard i < n else { return }
+            let (done, now) = ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing)
+            if done {
+                body!(Int(i))
+                finished.wrappingAdd(1, ordering: .releasing)
+                t = ticket.load(ordering: .acquiring)
+            } else {
+                t = now
+            }
+        }
+    }
+
+    private func startHelper() {
+        helpers += 1
+        let seen = ticket.load(ordering: .acquiring) >> 32
+        let t = Thread { [unowned self] in self.helperLoop(seen: seen) }
+        t.name = "ablab-worker"
+        t.start()
+    }
+
+    private func helperLoop(seen start: UInt64) {
+        var seen = start
+        while true {
+            let spinUntil = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
+            var spins = 0
+            while ticket.load(ordering: .acquiring) >> 32 == seen {
+                spins += 1
+                if spins > Self.pureSpins { sched_yield() }
+                if spins & 255 == 0, DispatchTime.now().uptimeNanoseconds > spinUntil {
+                    pthread_mutex_lock(mutex)
+                    sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                    while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen { pthread_cond_wait(cond, mutex) }
+                    sleepers.wrappingSubtract(1, ordering: .relaxed)
+                    pthread_mutex_unlock(mutex)
+                }
+            }
+            seen = ticket.load(ordering: .acquiring) >> 32
+            work(job: seen)
+        }
+    }
+}
+#endif

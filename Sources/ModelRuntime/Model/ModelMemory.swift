@@ -1,5 +1,6 @@
 import Foundation
 import AblabCore
+import KernelABI
 
 /// What a model file or folder holds, read without loading the weights: its configuration and the table
 /// of the weight tensors the runtime loads (name, values, bytes as stored).
@@ -63,7 +64,8 @@ public struct MemoryWorkload: Sendable, Equatable {
     public var kvPositions: Int
     /// The longest sequence's positions (RoPE tables and attention scores span it).
     public var longestSequence: Int
-    /// New tokens of the largest segment of one forward call (attention scores are [new, context]).
+    /// New tokens of the largest segment of one forward call (sizes no buffer now: attention runs one query
+    /// row at a time, its scores one row of `longestSequence` per worker).
     public var longestSegment: Int
     /// Rows of logits one forward call returns.
     public var logitsRows: Int
@@ -137,8 +139,10 @@ public struct MemoryError: AblabError {
 /// - weights: Σ over the loaded tensors of `heldBytes` (matrices as stored, in the mapped file; norms and
 ///   biases 4 × values);
 /// - KV caches: 2 (keys and values) × L × kv × 4 × positions held;
-/// - scratch: 1.5 × rows × (3d + qkv rows + query width + 3f) × 4 (the row buffers grow by half) + 2 × new × context × 4
-///   (attention scores, grown by doubling) + 2 × max(2 × context, 256) × head/2 × 4 (RoPE tables) + logits rows × V × 4.
+/// - scratch: 1.5 × rows × (3d + qkv rows + query width + 3f) × 4 (the row buffers grow by half)
+///   + 2 × threads × context × 4 (attention scores: one row of `context` per attention worker, since attention
+///   runs one query row at a time; grown by doubling) + threads × 16 × max(d, f, query width) × 4 (the matrix
+///   kernels' decoded weight panels) + 2 × max(2 × context, 256) × head/2 × 4 (RoPE tables) + logits rows × V × 4.
 public enum ModelMemory {
     /// Bytes the runtime holds for one weight tensor. This is the one place that says how weights are held:
     /// matrices stay in their stored format and are read in place from the memory-mapped file (their stored
@@ -155,19 +159,21 @@ public enum ModelMemory {
         estimate(header: try ModelHeader.read(path: path), workload: workload)
     }
 
-    /// The same for a header already read.
-    public static func estimate(header: ModelHeader, workload w: MemoryWorkload) -> MemoryEstimate {
+    /// The same for a header already read, for `threads` threads of matrix products and attention.
+    public static func estimate(header: ModelHeader, workload w: MemoryWorkload, threads: Int = CPUKernels.threads) -> MemoryEstimate {
         let c = header.config
         let f4 = MemoryLayout<Float>.size
         let weights = header.tensors.reduce(0) { $0 + heldBytes($1) }
         let kv = 2 * c.nLayers * c.kvDim * f4 * w.kvPositions
         let rowCap = w.forwardRows + w.forwardRows / 2
         let rows = rowCap * (3 * c.dModel + c.qkvDim + c.qDim + 3 * c.ffnDim) * f4
-        let scores = 2 * w.longestSegment * w.longestSequence * f4
+        let workers = max(1, threads)
+        let scores = 2 * workers * w.longestSequence * f4
+        let panels = workers * panelRows * max(c.dModel, c.ffnDim, c.qDim) * f4
         let rope = 2 * max(2 * w.longestSequence, 256) * (c.headDim / 2) * f4
         let logits = w.logitsRows * c.vocab * f4
         let inMapping = header.tensors.reduce(0) { $0 + (isVector($1) ? 0 : $1.storedBytes) }
-        return MemoryEstimate(weights: weights, kvCache: kv, scratch: rows + scores + rope + logits, extra: w.extraBytes,
+        return MemoryEstimate(weights: weights, kvCache: kv, scratch: rows + scores + panels + rope + logits, extra: w.extraBytes,
                               mapped: max(0, header.mappedBytes - inMapping))
     }
 

@@ -72,6 +72,14 @@ public final class Transformer {
         for p in [x, xn, qkv, att, tmp, gu, act, scores, ropeCos, ropeSin] { p.deallocate() }
     }
 
+    /// Bytes of the forward pass's scratch buffers as allocated now (row buffers, attention scores, RoPE
+    /// tables, weight panels): what `ModelMemory.estimate`'s scratch term bounds, logits aside.
+    var scratchBytes: Int {
+        let c = config
+        let rows = rowCap * (3 * c.dModel + c.qkvDim + c.qDim + 3 * c.ffnDim)
+        return 4 * (rows + scoreCap + 2 * ropeCap * (c.headDim / 2) + scratch.panels.count * panelRows * scratch.cols)
+    }
+
     /// A new, empty KV cache for one sequence.
     public func makeCache(capacity: Int = 0) -> KVCache {
         KVCache(nLayers: config.nLayers, kvDim: config.kvDim, capacity: capacity)
