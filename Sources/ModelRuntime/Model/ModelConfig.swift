@@ -41,8 +41,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var eosIds: [Int]
     public var bosId: Int?
     /// The longest sequence (prompt plus generated tokens) the model was trained for: GGUF
-    /// `<arch>.context_length`, Hugging Face `max_position_embeddings`. Scaled RoPE, which would extend it,
-    /// is refused at load, so this is the stated value. Nil when the file does not say. The forward pass
+    /// `<arch>.context_length`, Hugging Face `max_position_embeddings` (already the extended length for
+    /// scaled RoPE). Nil when the file does not say. The forward pass
     /// does not use it; record and generate refuse longer prompts before any model work.
     public var contextLength: Int?
 
