@@ -255,6 +255,11 @@ def write_gguf(path, name, arch_name, cfg, state):
             pass  # the factors go into rope_freqs.weight (below), as llama.cpp's converter writes them
     if cfg.get("sliding_window") and name in ("gemma2", "gemma3", "mistral"):
         w.add_sliding_window(int(cfg["sliding_window"]))
+    if name in ("gemma2", "gemma3"):
+        # llama.cpp derives these from the model size (Gemma 2: every other layer sliding; Gemma 3: five of six;
+        # scale 1/sqrt(head_dim)); a file may state them with its generic keys, which the tiny configs need.
+        w.add_sliding_window_pattern([t == "sliding_attention" for t in cfg["layer_types"]])
+        w.add_attention_scale(float(cfg["query_pre_attn_scalar"]) ** -0.5)
     if cfg.get("attn_logit_softcapping"):
         w.add_attn_logit_softcapping(float(cfg["attn_logit_softcapping"]))
     if cfg.get("final_logit_softcapping"):

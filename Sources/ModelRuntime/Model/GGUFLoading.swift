@@ -52,17 +52,52 @@ struct GGUFTensorSource: TensorSource {
     }
 }
 
+/// Metadata shared by llama.cpp's architectures.
+enum GGUFArch {
+    /// GGUF architectures → ablab's (Mistral is written as "llama"; GLM-4 as "chatglm").
+    static let known: [String: Architecture] = ["llama": .llama, "qwen2": .qwen2, "qwen3": .qwen3, "gemma2": .gemma2,
+                                                "gemma3": .gemma3, "phi3": .phi3, "chatglm": .glm]
+
+    /// `{arch}.rope.scaling.*` and `rope_freqs.weight` (per-frequency divisors, how llama3 scaling travels).
+    static func ropeScaling(_ f: GGUFFile, arch: String) throws -> RopeScaling {
+        let p = arch + ".rope.scaling."
+        let type = f.string(p + "type") ?? "none"
+        let factor = f.double(p + "factor")
+        func need() throws -> Double {
+            guard let v = factor else { throw ModelError(file: f.path, "\(p)type \"\(type)\" without \(p)factor") }
+            return v
+        }
+        if let t = f.tensorInfo("rope_freqs.weight") {
+            guard type == "none" || type == "linear" && factor == 1 else {
+                throw ModelError(file: f.path, tensor: "rope_freqs.weight", "frequency factors together with \(p)type \"\(type)\" are not supported")
+            }
+            return .frequencyFactors(try f.dequantize(t))
+        }
+        switch type {
+        case "none": return .none
+        case "linear": return try need() == 1 ? .none : .linear(factor: try need())
+        case "yarn":
+            let fct = try need()
+            guard let ctx = f.int(p + "original_context_length") else {
+                throw ModelError(file: f.path, "\(p)type \"yarn\" without \(p)original_context_length")
+            }
+            let att = f.double(p + "attn_factor") ?? (fct <= 1 ? 1 : 0.1 * log(fct) + 1)
+            return .yarn(factor: fct, betaFast: f.double(p + "yarn_beta_fast") ?? 32, betaSlow: f.double(p + "yarn_beta_slow") ?? 1,
+                         originalContext: Double(ctx), attentionFactor: att, truncate: true)
+        default:
+            throw ModelError(file: f.path, "\(p)type \"\(type)\" is not supported (none, linear, yarn, or rope_freqs.weight)")
+        }
+    }
+}
+
 extension ModelConfig {
     /// Reads the llama.cpp metadata keys of a GGUF file ("{arch}.block_count", …).
     static func fromGGUF(_ f: GGUFFile) throws -> ModelConfig {
         let archName = try f.requireString("general.architecture")
-        guard let arch = Architecture(rawValue: archName) else {
-            throw ModelError(file: f.path, tensor: nil, "general.architecture \"\(archName)\" is not supported (llama, qwen2)")
+        guard let arch = GGUFArch.known[archName] else {
+            throw ModelError(file: f.path, tensor: nil, "general.architecture \"\(archName)\" is not supported (\(GGUFArch.known.keys.sorted().joined(separator: ", ")))")
         }
         let p = archName + "."
-        if let scaling = f.string(p + "rope.scaling.type"), scaling != "none" {
-            throw ModelError(file: f.path, "\(p)rope.scaling.type \"\(scaling)\" is not supported (only unscaled RoPE)")
-        }
         let d = try f.requireInt(p + "embedding_length")
         let nH = try f.requireInt(p + "attention.head_count")
         guard let embed = f.tensorInfo(WeightNames.gguf.name(.embed, 0)), embed.shape.count == 2 else {
@@ -71,7 +106,7 @@ extension ModelConfig {
         var eos: [Int] = []
         if let e = f.int("tokenizer.ggml.eos_token_id") { eos.append(e) }
         if let e = f.int("tokenizer.ggml.eot_token_id"), !eos.contains(e) { eos.append(e) }
-        let cfg = ModelConfig(
+        var cfg = ModelConfig(
             arch: arch, nLayers: try f.requireInt(p + "block_count"), dModel: d, nHeads: nH,
             nKVHeads: f.int(p + "attention.head_count_kv") ?? nH,
             headDim: f.int(p + "attention.key_length") ?? (nH > 0 ? d / nH : 0),
@@ -82,6 +117,18 @@ extension ModelConfig {
             qkvBias: arch == .qwen2 || f.tensorInfo(WeightNames.gguf.name(.qBias, 0)) != nil,
             ropeStyle: .neox, eosIds: eos.sorted(), bosId: f.int("tokenizer.ggml.bos_token_id"),
             contextLength: f.int(p + "context_length"))
+        switch arch {
+        case .llama, .mistral: try Llama.gguf(f, &cfg)
+        case .qwen2:
+            if let s = f.string(p + "rope.scaling.type"), s != "none" {
+                throw ModelError(file: f.path, "\(p)rope.scaling.type \"\(s)\" is not supported for qwen2 (only unscaled RoPE)")
+            }
+        case .qwen3: try Qwen3.gguf(f, &cfg)
+        case .gemma2: try Gemma2.gguf(f, &cfg)
+        case .gemma3: try Gemma3.gguf(f, &cfg)
+        case .phi3: try Phi3.gguf(f, &cfg)
+        case .glm: try Glm.gguf(f, &cfg)
+        }
         try cfg.validate(file: f.path)
         return cfg
     }
@@ -97,7 +144,7 @@ extension Transformer {
         var config = try ModelConfig.fromGGUF(f)
         let unpermute = config.arch == .llama && !keepGGUFRopeLayout
         if config.arch == .llama && keepGGUFRopeLayout { config.ropeStyle = .adjacentPairs }
-        let weights = try ModelWeights.load(config: config, source: GGUFTensorSource(file: f), names: .gguf, unpermuteQK: unpermute)
+        let weights = try ModelWeights.load(config: config, source: GGUFTensorSource(file: f), names: .gguf(for: config), unpermuteQK: unpermute)
         return Transformer(config: config, weights: weights, source: path)
     }
 }

@@ -17,7 +17,7 @@ extension Transformer {
     public static func loadHF(directory: String) throws -> Transformer {
         let ckpt = try HFCheckpoint(directory: directory)
         let config = try hfConfig(ckpt, directory: directory)
-        let weights = try ModelWeights.load(config: config, source: ckpt, names: .huggingFace, unpermuteQK: false)
+        let weights = try ModelWeights.load(config: config, source: ckpt, names: .huggingFace(for: config), unpermuteQK: false)
         return Transformer(config: config, weights: weights, source: directory)
     }
 

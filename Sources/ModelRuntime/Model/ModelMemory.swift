@@ -31,7 +31,7 @@ public struct ModelHeader: Sendable {
         if isDir.boolValue {
             let ckpt = try HFCheckpoint(directory: path)
             let config = try Transformer.hfConfig(ckpt, directory: path)
-            let tensors = Self.roles(config).compactMap { name -> Tensor? in
+            let tensors = Self.roles(config, names: .huggingFace(for: config)).compactMap { name -> Tensor? in
                 guard let (elements, bytes, type) = ckpt.storage(of: name) else { return nil }
                 return Tensor(name: name, elements: elements, storedBytes: bytes, storedType: type)
             }
@@ -50,7 +50,9 @@ public struct ModelHeader: Sendable {
     static func roles(_ c: ModelConfig, names: WeightNames = .huggingFace) -> [String] {
         var out = [names.name(.embed, 0), names.name(.finalNorm, 0)]
         if !c.tiedEmbeddings { out.append(names.name(.output, 0)) }
-        let perLayer: [WeightRole] = [.attnNorm, .q, .k, .v] + (c.qkvBias ? [.qBias, .kBias, .vBias] : []) + [.o, .ffnNorm, .gate, .up, .down]
+        let qkv: [WeightRole] = c.fusedQKV ? [.qkv] : [.q, .k, .v] + (c.qkvBias ? [.qBias, .kBias, .vBias] : [])
+        let perLayer: [WeightRole] = [.attnNorm] + qkv + (c.qkNorm ? [.qNorm, .kNorm] : []) + [.o, .ffnNorm]
+            + (c.postNorms ? [.postAttnNorm, .postFFNNorm] : []) + (c.fusedGateUp ? [.gateUp] : [.gate, .up]) + [.down]
         for l in 0..<c.nLayers { for r in perLayer { out.append(names.name(r, l)) } }
         return out
     }

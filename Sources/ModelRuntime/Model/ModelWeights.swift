@@ -13,6 +13,12 @@ public struct LayerWeights: @unchecked Sendable {
     public internal(set) var gate: Linear             // [ffnDim, dModel]
     public internal(set) var up: Linear               // [ffnDim, dModel]
     public internal(set) var down: Linear             // [dModel, ffnDim]
+    /// [headDim] RMSNorm weights of every query / key head (Qwen3, Gemma 3), or nil.
+    public let qNorm: UnsafeMutablePointer<Float>?
+    public let kNorm: UnsafeMutablePointer<Float>?
+    /// [dModel] norms of the attention and MLP outputs before the residual add (Gemma), or nil.
+    public let postAttnNorm: UnsafeMutablePointer<Float>?
+    public let postFFNNorm: UnsafeMutablePointer<Float>?
 }
 
 /// A tensor as stored: its format and the address of its first element, kept alive by `owner`.
@@ -86,6 +92,9 @@ public final class ModelWeights: @unchecked Sendable {
 enum WeightRole: CaseIterable, Sendable {
     case embed, finalNorm, output
     case attnNorm, q, k, v, qBias, kBias, vBias, o, oBias, ffnNorm, gate, up, down
+    case qNorm, kNorm, postAttnNorm, postFFNNorm
+    /// Fused [q; k; v] (Phi-3) and [gate; up] (Phi-3, GLM) matrices.
+    case qkv, gateUp
 }
 
 /// Maps logical weights to a source's tensor names.
@@ -112,8 +121,26 @@ struct WeightNames: Sendable {
         case .gate: return p + "mlp.gate_proj.weight"
         case .up: return p + "mlp.up_proj.weight"
         case .down: return p + "mlp.down_proj.weight"
+        case .qNorm: return p + "self_attn.q_norm.weight"
+        case .kNorm: return p + "self_attn.k_norm.weight"
+        case .postAttnNorm: return p + "post_attention_layernorm.weight"
+        case .postFFNNorm: return p + "post_feedforward_layernorm.weight"
+        case .qkv: return p + "self_attn.qkv_proj.weight"
+        case .gateUp: return p + "mlp.gate_up_proj.weight"
         }
     }
+
+    /// Hugging Face names of an architecture: Gemma's block has four norms, so the one before the MLP is
+    /// pre_feedforward_layernorm and post_attention_layernorm follows attention.
+    static func huggingFace(for c: ModelConfig) -> WeightNames {
+        guard c.postNorms else { return .huggingFace }
+        return WeightNames { role, l in
+            role == .ffnNorm ? "model.layers.\(l).pre_feedforward_layernorm.weight" : WeightNames.huggingFace.name(role, l)
+        }
+    }
+
+    /// llama.cpp names of an architecture (the same table for all of them).
+    static func gguf(for c: ModelConfig) -> WeightNames { .gguf }
 
     /// llama.cpp GGUF names.
     static let gguf = WeightNames { role, l in
@@ -135,6 +162,12 @@ struct WeightNames: Sendable {
         case .gate: return p + "ffn_gate.weight"
         case .up: return p + "ffn_up.weight"
         case .down: return p + "ffn_down.weight"
+        case .qNorm: return p + "attn_q_norm.weight"
+        case .kNorm: return p + "attn_k_norm.weight"
+        case .postAttnNorm: return p + "post_attention_norm.weight"
+        case .postFFNNorm: return p + "post_ffw_norm.weight"
+        case .qkv: return p + "attn_qkv.weight"
+        case .gateUp: return p + "ffn_up.weight"
         }
     }
 }
@@ -167,11 +200,21 @@ extension ModelWeights {
         let output = c.tiedEmbeddings ? embed : try matrix(.output, 0, V, d)
         var layers: [LayerWeights] = []
         layers.reserveCapacity(c.nLayers)
+        /// Rows `r` of a fused matrix (and of its bias), sharing its storage.
+        func rows(_ m: Linear, _ r: Range<Int>) -> Linear {
+            Linear(weight: m.weight.rows(r), bias: m.bias.map { $0 + r.lowerBound }, owner: m.owner)
+        }
         for l in 0..<c.nLayers {
             let attnNorm = try vector(.attnNorm, l, d)
-            var q = try matrix(.q, l, c.qDim, d, bias: c.qkvBias ? .qBias : nil)
-            var k = try matrix(.k, l, c.kvDim, d, bias: c.qkvBias ? .kBias : nil)
-            let v = try matrix(.v, l, c.kvDim, d, bias: c.qkvBias ? .vBias : nil)
+            var q: Linear, k: Linear, v: Linear
+            if c.fusedQKV {
+                let qkv = try matrix(.qkv, l, c.qkvDim, d)
+                q = rows(qkv, 0..<c.qDim); k = rows(qkv, c.qDim..<(c.qDim + c.kvDim)); v = rows(qkv, (c.qDim + c.kvDim)..<c.qkvDim)
+            } else {
+                q = try matrix(.q, l, c.qDim, d, bias: c.qkvBias ? .qBias : nil)
+                k = try matrix(.k, l, c.kvDim, d, bias: c.qkvBias ? .kBias : nil)
+                v = try matrix(.v, l, c.kvDim, d, bias: c.qkvBias ? .vBias : nil)
+            }
             if c.qkvBias, q.bias == nil || k.bias == nil || v.bias == nil {
                 throw ModelError(file: source.location, tensor: names.name(.qBias, l), "the architecture has Q/K/V biases but the tensor is missing")
             }
@@ -181,10 +224,20 @@ extension ModelWeights {
             }
             let o = try matrix(.o, l, d, c.qDim, bias: .oBias)
             let ffnNorm = try vector(.ffnNorm, l, d)
-            let gate = try matrix(.gate, l, c.ffnDim, d)
-            let up = try matrix(.up, l, c.ffnDim, d)
+            let gate: Linear, up: Linear
+            if c.fusedGateUp {
+                let gu = try matrix(.gateUp, l, 2 * c.ffnDim, d)
+                gate = rows(gu, 0..<c.ffnDim); up = rows(gu, c.ffnDim..<(2 * c.ffnDim))
+            } else {
+                gate = try matrix(.gate, l, c.ffnDim, d)
+                up = try matrix(.up, l, c.ffnDim, d)
+            }
             let down = try matrix(.down, l, d, c.ffnDim)
-            layers.append(LayerWeights(attnNorm: attnNorm, q: q, k: k, v: v, o: o, ffnNorm: ffnNorm, gate: gate, up: up, down: down))
+            layers.append(LayerWeights(attnNorm: attnNorm, q: q, k: k, v: v, o: o, ffnNorm: ffnNorm, gate: gate, up: up, down: down,
+                                       qNorm: c.qkNorm ? try vector(.qNorm, l, c.headDim) : nil,
+                                       kNorm: c.qkNorm ? try vector(.kNorm, l, c.headDim) : nil,
+                                       postAttnNorm: c.postNorms ? try vector(.postAttnNorm, l, d) : nil,
+                                       postFFNNorm: c.postNorms ? try vector(.postFFNNorm, l, d) : nil))
         }
         return ModelWeights(embed: embed, finalNorm: finalNorm, output: output, layers: layers, tied: c.tiedEmbeddings, owned: owned)
     }

@@ -24,7 +24,8 @@ public enum LogitsMode: Sendable {
     case all
 }
 
-/// A LLaMA-like decoder (llama, qwen2) on the CPU: weights in their stored format, activations in
+/// A decoder-only transformer (every `Architecture`; each architecture's file sets the quirks of its block
+/// in `ModelConfig`, and `layer` runs them from the shared parts in BlockParts.swift) on the CPU: weights in their stored format, activations in
 /// Float32, packed prefill of several sequences in one [tokens, dModel] activation matrix (attention per
 /// sequence), KV caches, and hooks. Every product goes through `CPUKernels` in the canonical order, so
 /// values do not depend on threads, on how sequences are batched or split, or on the CPU.
@@ -48,10 +49,10 @@ public final class Transformer {
     private var act: UnsafeMutablePointer<Float>    // [rows, ffnDim]
     private var scoreCap = 0
     private var scores: UnsafeMutablePointer<Float> // [workers, context]
-    private var ropeCap = 0
-    private var ropeCos: UnsafeMutablePointer<Float> // [positions, headDim / 2]
-    private var ropeSin: UnsafeMutablePointer<Float>
-    private let invFreq: [Float]
+    /// Rotary tables: [0] global (or only), [1] the sliding layers' own base when it differs (Gemma 3).
+    private let ropeTables: [RopeTable]
+    /// Index into `ropeTables` per layer.
+    private let layerRope: [Int]
     private let scratch = LinearProduct.Scratch()
 
     public init(config: ModelConfig, weights: ModelWeights, source: String, kernels: (any KernelSet.Type)? = nil) {
@@ -60,16 +61,14 @@ public final class Transformer {
         x = .allocate(capacity: 1); xn = .allocate(capacity: 1); qkv = .allocate(capacity: 1)
         att = .allocate(capacity: 1); tmp = .allocate(capacity: 1); gu = .allocate(capacity: 1)
         act = .allocate(capacity: 1); scores = .allocate(capacity: 1)
-        ropeCos = .allocate(capacity: 1); ropeSin = .allocate(capacity: 1)
-        // Like transformers: inv_freq = 1 / theta^(2i / headDim) in float32.
-        let hd = config.headDim
-        invFreq = (0..<(hd / 2)).map { i in
-            1 / Float(pow(Double(Float(config.ropeTheta)), Double(Float(2 * i) / Float(hd))))
-        }
+        var tables = [RopeTable(theta: config.ropeTheta, scaling: config.ropeScaling, dim: config.ropeDim)]
+        if let local = config.localRopeTheta { tables.append(RopeTable(theta: local, scaling: .none, dim: config.ropeDim)) }
+        ropeTables = tables
+        layerRope = (0..<config.nLayers).map { config.localRopeTheta != nil && config.isSliding($0) ? 1 : 0 }
     }
 
     deinit {
-        for p in [x, xn, qkv, att, tmp, gu, act, scores, ropeCos, ropeSin] { p.deallocate() }
+        for p in [x, xn, qkv, att, tmp, gu, act, scores] { p.deallocate() }
     }
 
     /// Bytes of the forward pass's scratch buffers as allocated now (row buffers, attention scores, RoPE
@@ -110,20 +109,7 @@ public final class Transformer {
     }
 
     private func ensureRope(_ positions: Int) {
-        guard positions > ropeCap else { return }
-        let half = config.headDim / 2
-        let cap = max(positions, ropeCap * 2, 256)
-        ropeCos.deallocate(); ropeSin.deallocate()
-        ropeCos = .allocate(capacity: cap * half)
-        ropeSin = .allocate(capacity: cap * half)
-        for p in 0..<cap {
-            for i in 0..<half {
-                let angle = Float(p) * invFreq[i]   // float32 product, as in transformers
-                ropeCos[p * half + i] = Float(cos(Double(angle)))
-                ropeSin[p * half + i] = Float(sin(Double(angle)))
-            }
-        }
-        ropeCap = cap
+        for t in ropeTables { t.ensure(positions) }
     }
 
     // MARK: forward
@@ -164,6 +150,7 @@ public final class Transformer {
         for item in items {
             for t in item.tokens {
                 kernels.dequantize(weights.embed.weight, rows: t..<(t + 1), into: x + r * d)
+                if let e = c.embedScale { BlockParts.scale(x + r * d, by: e, n: d) }
                 r += 1
             }
         }
@@ -180,11 +167,11 @@ public final class Transformer {
             return Matrix(rows: 0, cols: c.vocab)
         case .last:
             for (i, s) in segments.enumerated() {
-                kernels.rmsNorm(x + (s.rowStart + s.rowCount - 1) * d, weights.finalNorm, offset: 0, xn + i * d, n: d, eps: c.rmsEps, count: 1)
+                kernels.rmsNorm(x + (s.rowStart + s.rowCount - 1) * d, weights.finalNorm, offset: c.normOffset, xn + i * d, n: d, eps: c.rmsEps, count: 1)
             }
             return outputHead(rows: segments.count)
         case .all:
-            kernels.rmsNorm(x, weights.finalNorm, offset: 0, xn, n: d, eps: c.rmsEps, count: total)
+            kernels.rmsNorm(x, weights.finalNorm, offset: c.normOffset, xn, n: d, eps: c.rmsEps, count: total)
             return outputHead(rows: total)
         }
     }
@@ -195,6 +182,7 @@ public final class Transformer {
         var out = Matrix(rows: rows, cols: c.vocab)
         out.data.withUnsafeMutableBufferPointer { o in
             linear([weights.output], x: xn, m: rows, ldx: c.dModel, out: o.baseAddress!, ldo: c.vocab)
+            if let cap = c.finalSoftcap { BlockParts.softcap(o.baseAddress!, cap: cap, n: rows * c.vocab) }
         }
         return out
     }
@@ -212,21 +200,30 @@ public final class Transformer {
     /// Threads over which attention (sequence × head × query row) is split.
     static var attentionWorkers: Int { max(1, CPUKernels.threads) }
 
+    /// One block: x += attnOut(x); x += mlpOut(x), with the architecture's norms, RoPE, attention and MLP.
     private func layer(_ l: Int, total T: Int, items: [ForwardItem], segments: UnsafeBufferPointer<HookSegment>,
                        hooks: HookSet) {
         let c = config
         let d = c.dModel, qkvDim = c.qkvDim, qDim = c.qDim, kvDim = c.kvDim, hd = c.headDim
         let w = weights.layers[l]
         let K = kernels
+        let off = c.normOffset
 
         hooks.run(l, .residPre, rows: x, rowCount: T, dModel: d, segments: segments)
 
         // Attention.  xn = norm(x); qkv [T, qkvDim] = xn · [Wq | Wk | Wv]ᵀ (+ b)
-        K.rmsNorm(x, w.attnNorm, offset: 0, xn, n: d, eps: c.rmsEps, count: T)
+        K.rmsNorm(x, w.attnNorm, offset: off, xn, n: d, eps: c.rmsEps, count: T)
         linear([w.q, w.k, w.v], x: xn, m: T, ldx: d, out: qkv, ldo: qkvDim)
-        let half = hd / 2
-        let scale = 1 / Float(hd).squareRoot()
-        let group = c.nHeads / c.nKVHeads
+        // q/k norms: RMSNorm over each head's headDim values, in place (Qwen3, Gemma 3).
+        if let qn = w.qNorm, let kn = w.kNorm {
+            for r in 0..<T {
+                let row = qkv + r * qkvDim
+                K.rmsNorm(row, qn, offset: off, row, n: hd, eps: c.rmsEps, count: c.nHeads)
+                K.rmsNorm(row + qDim, kn, offset: off, row + qDim, n: hd, eps: c.rmsEps, count: c.nKVHeads)
+            }
+        }
+        let rope = ropeTables[layerRope[l]]
+        let half = rope.half
         let adjacent = c.ropeStyle == .adjacentPairs
         for (si, s) in segments.enumerated() {
             let cache = items[si].cache
@@ -234,7 +231,7 @@ public final class Transformer {
             for i in 0..<s.rowCount {
                 let pos = s.positionStart + i
                 let row = qkv + (s.rowStart + i) * qkvDim
-                let cs = ropeCos + pos * half, sn = ropeSin + pos * half
+                let cs = rope.cos + pos * half, sn = rope.sin + pos * half
                 for h in 0..<(c.nHeads + c.nKVHeads) {   // Q heads then K heads are contiguous
                     K.rope(row + h * hd, cos: cs, sin: sn, half: half, adjacentPairs: adjacent)
                 }
@@ -242,8 +239,13 @@ public final class Transformer {
                 (vc + pos * kvDim).update(from: row + qDim + kvDim, count: kvDim)
             }
         }
-        // Per (query row, head): out = softmax(scale · q·Kᵀ) · V over the visible positions, one row at a
-        // time whatever the segment length (so prefill and decoding give the same bits).
+        // Per (query row, head): out = softmax(scale · q·Kᵀ) · V over the visible positions (causal, and
+        // the last `window` of them on sliding layers), one row at a time whatever the segment length (so
+        // prefill and decoding give the same bits).
+        let scale = c.attentionScale ?? 1 / Float(hd).squareRoot()
+        let window = c.isSliding(l) ? c.slidingWindow : nil
+        let softcap = c.attentionSoftcap
+        let group = c.nHeads / c.nKVHeads
         let jobs = T * c.nHeads
         let workers = max(1, min(Self.attentionWorkers, jobs / 8))
         let uq = UnsafeSendable(qkv), ua = UnsafeSendableMutable(att), us = UnsafeSendableMutable(scores)
@@ -257,20 +259,28 @@ public final class Transformer {
                 let row = job / c.nHeads, h = job % c.nHeads
                 while row >= segments[si].rowStart + segments[si].rowCount { si += 1 }
                 let s = segments[si]
-                let i = row - s.rowStart
+                let pos = s.positionStart + row - s.rowStart
+                let first = window.map { max(0, pos + 1 - $0) } ?? 0
                 let kvh = h / group
                 let (kc, vc) = caches[si]
-                K.attend(q: uq.p + row * qkvDim + h * hd, k: kc.p + kvh * hd, v: vc.p + kvh * hd, stride: kvDim,
-                         visible: s.positionStart + i + 1, hd: hd, scale: scale, scores: sc, out: ua.p + row * qDim + h * hd)
+                let k = kc.p + first * kvDim + kvh * hd, v = vc.p + first * kvDim + kvh * hd
+                let q = uq.p + row * qkvDim + h * hd, out = ua.p + row * qDim + h * hd
+                if let cap = softcap {
+                    BlockParts.attendCapped(K, q: q, k: k, v: v, stride: kvDim, visible: pos + 1 - first, hd: hd, scale: scale,
+                                            cap: cap, scores: sc, out: out)
+                } else {
+                    K.attend(q: q, k: k, v: v, stride: kvDim, visible: pos + 1 - first, hd: hd, scale: scale, scores: sc, out: out)
+                }
                 job += workers
             }
         }
         parallelFor(workers, attendRows)
 
-        // attn_out [T, d] = att · woᵀ (+ b), added to x (directly when neither hooked nor biased, which
-        // rounds the same: the product is finished before it is added).
-        if hooks.has(l, .attnOut) || w.o.bias != nil {
+        // attn_out [T, d] = (postNorm)(att · woᵀ (+ b)), added to x (directly when neither hooked, biased nor
+        // post-normed, which rounds the same: the product is finished before it is added).
+        if hooks.has(l, .attnOut) || w.o.bias != nil || w.postAttnNorm != nil {
             linear([w.o], x: att, m: T, ldx: qDim, out: tmp, ldo: d)
+            if let pn = w.postAttnNorm { K.rmsNorm(tmp, pn, offset: off, tmp, n: d, eps: c.rmsEps, count: T) }
             hooks.run(l, .attnOut, rows: tmp, rowCount: T, dModel: d, segments: segments)
             K.add(x, tmp, n: T * d)
         } else {
@@ -278,13 +288,17 @@ public final class Transformer {
         }
         hooks.run(l, .residMid, rows: x, rowCount: T, dModel: d, segments: segments)
 
-        // MLP (SwiGLU).  gu [T, 2f] = xn · [Wgate | Wup]ᵀ; act = silu(gate) ⊙ up; mlp_out = act · Wdownᵀ
+        // Gated MLP.  gu [T, 2f] = norm(x) · [Wgate | Wup]ᵀ; act = silu|gelu(gate) ⊙ up; mlp_out = (postNorm)(act · Wdownᵀ)
         let f = c.ffnDim
-        K.rmsNorm(x, w.ffnNorm, offset: 0, xn, n: d, eps: c.rmsEps, count: T)
+        K.rmsNorm(x, w.ffnNorm, offset: off, xn, n: d, eps: c.rmsEps, count: T)
         linear([w.gate, w.up], x: xn, m: T, ldx: d, out: gu, ldo: 2 * f)
-        K.swiglu(gu, act, f: f, count: T, ldgu: 2 * f)
-        if hooks.has(l, .mlpOut) {
+        switch c.mlpActivation {
+        case .silu: K.swiglu(gu, act, f: f, count: T, ldgu: 2 * f)
+        case .geluTanh: BlockParts.geglu(gu, act, f: f, count: T, ldgu: 2 * f)
+        }
+        if hooks.has(l, .mlpOut) || w.postFFNNorm != nil {
             linear([w.down], x: act, m: T, ldx: f, out: tmp, ldo: d)
+            if let pn = w.postFFNNorm { K.rmsNorm(tmp, pn, offset: off, tmp, n: d, eps: c.rmsEps, count: T) }
             hooks.run(l, .mlpOut, rows: tmp, rowCount: T, dModel: d, segments: segments)
             K.add(x, tmp, n: T * d)
         } else {
