@@ -109,8 +109,10 @@ public struct MechanismData: Sendable {
         }
         let sj = run + "/self_judgment.csv"
         if exists(sj) {
-            let t = try NamedTable.read(sj, required: ["system", "self_score", "reference_verdict"])
+            // Older self_judgment.csv files have no self_score column: no calibration then.
+            let t = try NamedTable.read(sj, required: ["system", "reference_verdict"])
             var order: [String] = []
+            if t.columns["self_score"] == nil { return d }
             var by: [String: (p: [Double], y: [Bool])] = [:]
             for r in t.rows {
                 let s = t.field(r, "self_score"), v = t.field(r, "reference_verdict").trimmingCharacters(in: .whitespaces)
@@ -158,14 +160,16 @@ public enum MechanismFigures {
     /// Layer × component heatmap per checkpoint: harmful − harmless mean write along r̂ of each block's
     /// attention and MLP output, the direction's layer marked.
     public static func attribution(_ d: [MechanismData.Attribution]) -> Figure {
-        var f = panels(d.count, maxColumns: 1, panelHeight: 92)
+        var f = panels(d.count, maxColumns: 1, panelHeight: 118)
         for (i, a) in d.enumerated() {
             var ax = Axes(title: "\(a.checkpoint): write along r̂ (layer \(a.layer), position \(a.position))", xLabel: "Block", yLabel: nil)
             let nb = a.attn.count
             let step = nb > 24 ? 2 : 1
+            let m = (a.attn + a.mlp).filter(\.isFinite).map(abs).max() ?? 1
             ax.heatmap([a.attn, a.mlp], rowLabels: ["attn", "MLP"],
                        columnLabels: (0..<nb).map { $0 % step == 0 ? String($0) : "" },
-                       colorMap: .blueWhiteRed, colorBarLabel: "harmful − harmless")
+                       colorMap: .blueWhiteRed, norm: ColorNorm(low: -(m > 0 ? m : 1), high: m > 0 ? m : 1), colorBarLabel: "harm. − harmless")
+            if a.layer < nb { ax.verticalLine(x: Double(a.layer) - 0.5, label: nil, color: .text, dash: Dash.dashed) }
             f.axes[i] = ax
         }
         return f
@@ -201,11 +205,18 @@ public enum MechanismFigures {
             let pos = ps.first(where: \.used)?.position ?? -1
             var ax = Axes(title: c, xLabel: "Layer of the direction", yLabel: "COSMIC score (position \(pos))")
             if let l = lines.first(where: { $0.checkpoint == c && $0.position == pos }) {
-                ax.line(x: l.layers.map(Double.init), y: l.score, label: nil, color: .text)
+                ax.line(x: l.layers.map(Double.init), y: l.score, label: "COSMIC score", color: .text)
+                // each criterion's pick as a marker on the curve; concentric sizes keep coinciding picks visible
+                let markers: [Marker] = [.circle, .square, .diamond, .triangle]
+                for (k, p) in ps.enumerated() {
+                    guard let i = l.layers.firstIndex(of: p.layer) else { continue }
+                    ax.scatter(x: [Double(p.layer)], y: [l.score[i]], label: "\(shortCriterion(p.criterion)): layer \(p.layer)" + (p.used ? " (used)" : ""),
+                               color: palette.color(k + 1), alpha: 0.9, size: 10 - 2.5 * Double(k), marker: markers[k % markers.count])
+                }
             }
-            for (k, p) in ps.enumerated() {
-                ax.verticalLine(x: Double(p.layer), label: shortCriterion(p.criterion) + (p.used ? " (used)" : ""), color: palette.color(k + 1))
-            }
+            if let u = ps.first(where: \.used) { ax.verticalLine(x: Double(u.layer), label: nil, color: .gray, dash: Dash.dashed) }
+            let n = lines.first { $0.checkpoint == c }?.layers.max() ?? 0
+            if n > 0 { ax.verticalLine(x: 0.8 * Double(n), label: "last 20 %", color: .gray, dash: Dash.dotted) }
             ax.xIntegerTicks = true
             f.axes[i] = ax
         }
@@ -223,7 +234,7 @@ public enum MechanismFigures {
     /// P(refused) per bin, one line per system and wording.
     public static func reliability(_ d: [MechanismData.Calibration]) -> Figure {
         let questions = orderedUnique(d.map(\.question))
-        var f = panels(questions.count, maxColumns: 2, panelHeight: 240)
+        var f = panels(questions.count, maxColumns: 1, panelHeight: 250)
         for (i, q) in questions.enumerated() {
             var ax = Axes(title: q.isEmpty ? "Self-judgment" : "Self-judgment, \"\(q)\" wording", xLabel: "Stated P(refused)", yLabel: "Reference refusal frequency")
             ax.line(x: [0, 1], y: [0, 1], label: nil, color: .gray, dash: Dash.dashed)
