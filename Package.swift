@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "KernelABI", "AblabCore"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ActivationCacheTests", dependencies: ["ActivationCache", "Recording", "ModelRuntime"]),
+        .testTarget(name: "ActivationCacheTests", dependencies: ["ActivationCache", "Recording", "ModelRuntime", "Analysis"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JudgingTests", dependencies: ["Judging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudyTests", dependencies: ["Study"], resources: [.copy("Fixtures")]),

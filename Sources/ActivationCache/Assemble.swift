@@ -81,11 +81,13 @@ enum Assembler {
                                                 chunk: [1, cr, pCount, d], compression: plan.compression)
         let residualIn = try sources.map { try $0.openDataset("residual", chunkCacheBytes: 32 << 20) }
         try copyRows(plan.origins, from: residualIn, to: residualOut, layers: h.nLayers + 1, rowElems: rowElems, chunkRows: cr)
+        let hCount = h.hookPositions.count, hookElems = hCount * d
+        let hcr = chunkRows(n: n, rowBytes: hookElems * plan.dtype.size)
         for hook in plan.hooks {
-            let hookOut = try out.createDataset("hooks/" + hook, type: plan.dtype.h5, shape: [n, pCount, d],
-                                                maxShape: [rowMax, pCount, d], chunk: [cr, pCount, d], compression: plan.compression)
+            let hookOut = try out.createDataset("hooks/" + hook, type: plan.dtype.h5, shape: [n, hCount, d],
+                                                maxShape: [rowMax, hCount, d], chunk: [hcr, hCount, d], compression: plan.compression)
             let hookIn = try sources.map { try $0.openDataset("hooks/" + hook, chunkCacheBytes: 32 << 20) }
-            try copyRows(plan.origins, from: hookIn, to: hookOut, layers: nil, rowElems: rowElems, chunkRows: cr)
+            try copyRows(plan.origins, from: hookIn, to: hookOut, layers: nil, rowElems: hookElems, chunkRows: hcr)
         }
         try out.flush()
     }

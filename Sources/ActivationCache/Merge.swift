@@ -99,7 +99,7 @@ extension ActivationCacheWriter {
             guard try same({ f in try f.residualSet.readFloats(offset: [layer, 0, 0, 0], count: [1, f.nPrompts, p, d]) }) else { return false }
         }
         for h in first.hookNames {
-            guard try same({ f in try f.file.openDataset("hooks/" + h).readFloats(offset: [0, 0, 0], count: [f.nPrompts, p, d]) }) else { return false }
+            guard try same({ f in try f.file.openDataset("hooks/" + h).readFloats(offset: [0, 0, 0], count: [f.nPrompts, f.header.hookPositions.count, d]) }) else { return false }
         }
         return true
     }

@@ -117,9 +117,10 @@ public final class ActivationFile {
         if try file.exists("hooks") {
             let hg = try file.openGroup("hooks")
             hookNames = try hg.children()
+            let hookShape = [n, header.hookPositions.count, header.dModel]
             for h in hookNames {
-                guard try hg.openDataset(h).shape() == Array(want.dropFirst()) else {
-                    throw ActivationCacheError(.badFile, path: path, "/hooks/\(h) has shape \(try hg.openDataset(h).shape()), expected \(Array(want.dropFirst()))")
+                guard try hg.openDataset(h).shape() == hookShape else {
+                    throw ActivationCacheError(.badFile, path: path, "/hooks/\(h) has shape \(try hg.openDataset(h).shape()), expected \(hookShape)")
                 }
             }
         } else {
@@ -158,7 +159,9 @@ public final class ActivationFile {
         guard hookNames.contains(name) else {
             throw ActivationCacheError(.missing, path: path, "hook '\(name)' was not cached (cached: \(hookNames.joined(separator: ", ")))")
         }
-        let p = try positionIndex(position)
+        guard let p = header.hookPositions.firstIndex(of: Int32(truncatingIfNeeded: position)) else {
+            throw ActivationCacheError(.missing, path: path, "hook '\(name)' was not cached at position \(position) (hook positions: \(header.hookPositions))")
+        }
         let all = try file.openDataset("hooks/" + name).readFloats(offset: [0, p, 0], count: [nPrompts, 1, header.dModel])
         return try select(all, rows: rows)
     }

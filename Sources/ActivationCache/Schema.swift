@@ -32,14 +32,31 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
     public var ablabVersion: String
     /// ISO 8601 UTC time the file was finalized (set by the writer).
     public var created: String
+    /// What each of `positions` is in the chat-formatted prompt (`PositionRole`; stored as the attribute
+    /// `position_roles`, comma-separated). Empty when the recording did not say (files of older ablab).
+    public var positionRoles: [PositionRole]
+    /// The positions the hooks under /hooks are stored at: a subset of `positions`, in the same order
+    /// (attribute `hook_positions`; absent: every position).
+    public var hookPositions: [Int32]
 
     public init(checkpoint: String, modelPath: String, modelSHA256: String, architecture: String, nLayers: Int,
                 dModel: Int, systemPrompt: String, positions: [Int32], ablabVersion: String = AblabVersion.string,
-                created: String = "") {
+                created: String = "", positionRoles: [PositionRole] = [], hookPositions: [Int32]? = nil) {
         self.checkpoint = checkpoint; self.modelPath = modelPath; self.modelSHA256 = modelSHA256
         self.architecture = architecture; self.nLayers = nLayers; self.dModel = dModel
         self.systemPrompt = systemPrompt; self.positions = positions; self.ablabVersion = ablabVersion
-        self.created = created
+        self.created = created; self.positionRoles = positionRoles; self.hookPositions = hookPositions ?? positions
+    }
+
+    /// The role of relative position `position` (nil: not recorded or not said).
+    public func role(of position: Int) -> PositionRole? {
+        guard let i = positions.firstIndex(of: Int32(truncatingIfNeeded: position)), i < positionRoles.count else { return nil }
+        return positionRoles[i]
+    }
+
+    /// Recorded positions of the given role, in stored order.
+    public func positions(role: PositionRole) -> [Int] {
+        zip(positions, positionRoles).filter { $0.1 == role }.map { Int($0.0) }
     }
 
     /// The header with `created` blanked, for comparing two files' provenance.
@@ -58,6 +75,8 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
         try f.setAttribute("positions", positions)
         try f.setAttribute("ablab_version", ablabVersion)
         try f.setAttribute("created", created)
+        if !positionRoles.isEmpty { try f.setAttribute("position_roles", positionRoles.map(\.rawValue).joined(separator: ",")) }
+        if hookPositions != positions { try f.setAttribute("hook_positions", hookPositions) }
     }
 
     static func read(from f: H5File) throws -> ActivationHeader {
@@ -71,12 +90,24 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
             throw ActivationCacheError(.badFile, path: f.filePath,
                                        "activation cache format version \(version); this ablab reads version \(ActivationSchema.formatVersion) (record again or upgrade ablab)")
         }
+        var roles: [PositionRole] = []
+        if try f.hasAttribute("position_roles") {
+            let raw = try f.stringAttribute("position_roles")
+            roles = try raw.split(separator: ",").map { r in
+                guard let v = PositionRole(rawValue: String(r)) else {
+                    throw ActivationCacheError(.badFile, path: f.filePath, "attribute position_roles holds '\(r)'; expected one of \(PositionRole.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return v
+            }
+        }
+        let hookPositions: [Int32]? = try f.hasAttribute("hook_positions") ? f.int32ArrayAttribute("hook_positions") : nil
         return ActivationHeader(
             checkpoint: try f.stringAttribute("checkpoint"), modelPath: try f.stringAttribute("model_path"),
             modelSHA256: try f.stringAttribute("model_sha256"), architecture: try f.stringAttribute("architecture"),
             nLayers: try f.intAttribute("n_layers"), dModel: try f.intAttribute("d_model"),
             systemPrompt: try f.stringAttribute("system_prompt"), positions: try f.int32ArrayAttribute("positions"),
-            ablabVersion: try f.stringAttribute("ablab_version"), created: try f.stringAttribute("created"))
+            ablabVersion: try f.stringAttribute("ablab_version"), created: try f.stringAttribute("created"),
+            positionRoles: roles, hookPositions: hookPositions)
     }
 
     func validate(path: String) throws {
@@ -86,6 +117,35 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
         guard !positions.isEmpty, Set(positions).count == positions.count else {
             throw ActivationCacheError(.badInput, path: path, "positions \(positions) must be non-empty and distinct")
         }
+        guard positionRoles.isEmpty || positionRoles.count == positions.count else {
+            throw ActivationCacheError(.badInput, path: path, "position_roles has \(positionRoles.count) entries for \(positions.count) positions")
+        }
+        var last = -1
+        for p in hookPositions {
+            guard let i = positions.firstIndex(of: p), i > last else {
+                throw ActivationCacheError(.badInput, path: path, "hook_positions \(hookPositions) must be recorded positions (\(positions)), in their order")
+            }
+            last = i
+        }
+    }
+}
+
+/// What a recorded position is in the chat-formatted prompt.
+public enum PositionRole: String, Codable, Sendable, CaseIterable {
+    /// The last token of the user's instruction, just before the template's post-instruction tokens
+    /// (Zhao et al. 2025's t_inst: where harmfulness is read).
+    case instructionLast = "instruction_last"
+    /// One of the template tokens after the instruction (`<|im_end|>\n<|im_start|>assistant\n`; Arditi et
+    /// al.'s candidate positions; refusal is read here).
+    case postInstruction = "post_instruction"
+    /// Any earlier token of the instruction.
+    case instruction
+
+    /// The role of relative position `position` (−1 = last token) for a template with `templateTokens`
+    /// post-instruction tokens.
+    public static func of(_ position: Int, templateTokens: Int) -> PositionRole {
+        if position >= -templateTokens { return .postInstruction }
+        return position == -templateTokens - 1 ? .instructionLast : .instruction
     }
 }
 
@@ -146,6 +206,7 @@ struct RecordingFingerprint: Codable, Equatable {
     var promptSetSHA256: String
     var nPrompts: Int
     var positions: [Int32]
+    var hookPositions: [Int32]?
     var hooks: [String]
     var dtype: ActivationDType
     var nLayers: Int
@@ -161,7 +222,8 @@ struct RecordingFingerprint: Codable, Equatable {
         if modelSHA256 != o.modelSHA256 { d.append("model sha256 (\(o.modelSHA256.prefix(12))… → \(modelSHA256.prefix(12))…)") }
         if promptSetSHA256 != o.promptSetSHA256 || nPrompts != o.nPrompts { d.append("prompt set (\(o.nPrompts) → \(nPrompts) prompts, hash differs)") }
         if positions != o.positions { d.append("positions (\(o.positions) → \(positions))") }
-        if hooks != o.hooks { d.append("hooks (\(o.hooks) → \(hooks))") }
+        if hooks != o.hooks { d.append("hooks (\(o.hooks.count) → \(hooks.count) hooks)") }
+        if (hookPositions ?? positions) != (o.hookPositions ?? o.positions) { d.append("hook positions (\(o.hookPositions ?? o.positions) → \(hookPositions ?? positions))") }
         if dtype != o.dtype { d.append("dtype (\(o.dtype.rawValue) → \(dtype.rawValue))") }
         if nLayers != o.nLayers || dModel != o.dModel { d.append("model shape (\(o.nLayers)×\(o.dModel) → \(nLayers)×\(dModel))") }
         if systemPromptSHA256 != o.systemPromptSHA256 { d.append("system prompt") }

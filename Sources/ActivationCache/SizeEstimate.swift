@@ -20,17 +20,18 @@ public struct CacheSizeEstimate: Sendable, Equatable {
 
     /// The estimate for `prompts` (all of the recording), `sealedBytes` of shards already on disk.
     public static func recording(prompts: [Prompt], sealedBytes: Int, nLayers: Int, dModel: Int, positions: Int, hooks: Int,
-                                 dtype: ActivationDType, promptsPerShard: Int) -> CacheSizeEstimate {
+                                 hookPositions: Int? = nil, dtype: ActivationDType, promptsPerShard: Int) -> CacheSizeEstimate {
         let n = prompts.count
         let row = positions * dModel * dtype.size
-        let activations = n * (nLayers + 1) * row + hooks * n * row
+        let hookRow = (hookPositions ?? positions) * dModel * dtype.size
+        let activations = n * (nLayers + 1) * row + hooks * n * hookRow
         func longest(_ f: (Prompt) -> String) -> Int { prompts.reduce(1) { max($0, f($1).utf8.count) } }
         let table = n * (longest(\.id) + longest(\.text) + longest(\.label) + longest { $0.split ?? "" } + 8)
         let metadata = 1 << 20
         let shardCount = (n + max(promptsPerShard, 1) - 1) / max(promptsPerShard, 1)
-        let shards = max(0, n * ((nLayers + 1) * row + hooks * row + 8) + shardCount * (64 << 10) - sealedBytes)
+        let shards = max(0, n * ((nLayers + 1) * row + hooks * hookRow + 8) + shardCount * (64 << 10) - sealedBytes)
         let formula = "\(n) prompts × \(nLayers + 1) layers × \(positions) positions × \(dModel) values × \(dtype.size) bytes"
-            + (hooks > 0 ? " + \(hooks) hooks" : "") + ", written once as shards and once as the final file"
+            + (hooks > 0 ? " + \(hooks) hooks × \(hookPositions ?? positions) positions" : "") + ", written once as shards and once as the final file"
         return CacheSizeEstimate(activations: activations, finalFile: activations + table + metadata, shards: shards, formula: formula)
     }
 }

@@ -117,7 +117,8 @@ public final class ActivationCacheWriter {
         guard Set(options.hooks).count == options.hooks.count else { throw ActivationCacheError(.badInput, path: finalPath, "hook names repeat: \(options.hooks)") }
         fingerprint = RecordingFingerprint(
             checkpoint: header.checkpoint, modelSHA256: header.modelSHA256, promptSetSHA256: promptHash,
-            nPrompts: prompts.count, positions: header.positions, hooks: options.hooks.sorted(), dtype: options.dtype,
+            nPrompts: prompts.count, positions: header.positions,
+            hookPositions: header.hookPositions == header.positions ? nil : header.hookPositions, hooks: options.hooks.sorted(), dtype: options.dtype,
             nLayers: header.nLayers, dModel: header.dModel, systemPromptSHA256: SHA256.hex(Data(header.systemPrompt.utf8)),
             shard: shard.description, formatVersion: ActivationSchema.formatVersion)
 
@@ -211,7 +212,8 @@ public final class ActivationCacheWriter {
     }
 
     /// Appends a batch: `indices` are positions in `prompts` (pending ones), `nTokens` their chat-formatted
-    /// lengths, `residual` is [L+1, B, P, d] row-major and `hooks[name]` is [B, P, d].
+    /// lengths, `residual` is [L+1, B, P, d] row-major and `hooks[name]` is [B, Ph, d] (Ph = the header's
+    /// hook positions).
     public func append(indices: [Int], nTokens: [Int32], residual: UnsafeBufferPointer<Float>,
                        hooks: [String: UnsafeBufferPointer<Float>] = [:]) throws {
         guard !finished else { throw ActivationCacheError(.badInput, path: finalPath, "append after finalize()") }
@@ -232,8 +234,9 @@ public final class ActivationCacheWriter {
         guard Set(hooks.keys) == Set(options.hooks) else {
             throw ActivationCacheError(.badInput, path: finalPath, "hooks given \(hooks.keys.sorted()) differ from the recording's hooks \(options.hooks.sorted())")
         }
-        for (name, v) in hooks where v.count != b * pCount * d {
-            throw ActivationCacheError(.badInput, path: finalPath, "hook \(name) has \(v.count) values; expected [\(b), \(pCount), \(d)]")
+        let hCount = header.hookPositions.count
+        for (name, v) in hooks where v.count != b * hCount * d {
+            throw ActivationCacheError(.badInput, path: finalPath, "hook \(name) has \(v.count) values; expected [\(b), \(hCount), \(d)]")
         }
         let s = try openShard()
         let r0 = s.rows
@@ -241,8 +244,8 @@ public final class ActivationCacheWriter {
             try s.residual.extend(to: [layers, r0 + b, pCount, d])
             try s.residual.write(residual, offset: [0, r0, 0, 0], count: [layers, b, pCount, d])
             for (k, name) in options.hooks.enumerated() {
-                try s.hooks[k].extend(to: [r0 + b, pCount, d])
-                try s.hooks[k].write(hooks[name]!, offset: [r0, 0, 0], count: [b, pCount, d])
+                try s.hooks[k].extend(to: [r0 + b, hCount, d])
+                try s.hooks[k].write(hooks[name]!, offset: [r0, 0, 0], count: [b, hCount, d])
             }
             try s.nTokens.extend(to: [r0 + b])
             try s.nTokens.write(nTokens, offset: [r0], count: [b])
@@ -292,13 +295,13 @@ public final class ActivationCacheWriter {
         let tmp = partialDirectory + "/." + name + ".tmp"
         let f = try H5File.create(tmp, overwrite: true)
         try f.setAttribute("fingerprint", fingerprint.json)
-        let pCount = header.positions.count, d = header.dModel
+        let pCount = header.positions.count, d = header.dModel, hCount = header.hookPositions.count
         let t = options.dtype.h5
         // One chunk per prompt and layer: appends write whole chunks, never read-modify-write.
         let residual = try f.createDataset("residual", type: t, shape: [header.nLayers + 1, 0, pCount, d],
                                            maxShape: [header.nLayers + 1, nil, pCount, d], chunk: [1, 1, pCount, d])
         let hooks = try options.hooks.map {
-            try f.createDataset("hooks/" + $0, type: t, shape: [0, pCount, d], maxShape: [nil, pCount, d], chunk: [1, pCount, d])
+            try f.createDataset("hooks/" + $0, type: t, shape: [0, hCount, d], maxShape: [nil, hCount, d], chunk: [1, hCount, d])
         }
         let index = try f.createDataset("prompts/index", type: .int32, shape: [0], maxShape: [nil], chunk: [256])
         let nTok = try f.createDataset("prompts/n_tokens", type: .int32, shape: [0], maxShape: [nil], chunk: [256])

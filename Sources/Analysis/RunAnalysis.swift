@@ -84,7 +84,12 @@ public enum RunAnalyzer {
         } }
         var layerCounts: [String: Int] = [:]
         for r in results { layerCounts[r.checkpoint] = r.nLayers }
-        let ranking = CandidateRanking.rank(CandidateRanking.candidates(from: results.flatMap(\.sites), layerCounts: layerCounts))
+        // Candidates are read at the post-instruction tokens (Arditi et al.); the instruction's own tokens,
+        // when recorded (for harmfulness vs refusal), are analysed but not candidates.
+        let candidateSites = zip(files, results).flatMap { f, r in
+            r.sites.filter { f.header.role(of: $0.position).map { $0 == .postInstruction } ?? true }
+        }
+        let ranking = CandidateRanking.rank(CandidateRanking.candidates(from: candidateSites, layerCounts: layerCounts))
         return RunAnalysis(checkpoints: results, crossCheckpoint: cross, ranking: ranking)
     }
 

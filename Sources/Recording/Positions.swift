@@ -2,17 +2,20 @@ import AblabCore
 
 /// Positions relative to the end of the chat-formatted prompt (−1 = last token), parsed from
 /// Python-style slices: `-5:` → [−5, −4, −3, −2, −1]; `-8:-2` → [−8 … −3]; `-1` → [−1];
-/// `-5,-1` → [−5, −1]; `auto` → the template's post-instruction tokens.
+/// `-5,-1` → [−5, −1]; `auto` → the template's post-instruction tokens; `auto+instruction` → the
+/// instruction's last token and the post-instruction tokens after it.
 public enum PositionSpec: Equatable, Sendable {
     case auto
+    case autoWithInstruction
     case explicit([Int])
 
     public static func parse(_ s: String, file: String = "--positions") throws -> PositionSpec {
         let t = s.trimmingCharacters(in: .whitespaces)
         if t == "auto" { return .auto }
+        if t == "auto+instruction" { return .autoWithInstruction }
         func int(_ x: Substring) throws -> Int {
             guard let v = Int(x.trimmingCharacters(in: .whitespaces)) else {
-                throw InputError(file: file, key: "positions", "'\(s)' is not a position list: use e.g. -5:, -8:-2, -1 or -5,-1")
+                throw InputError(file: file, key: "positions", "'\(s)' is not a position list: use e.g. auto, auto+instruction, -5:, -8:-2, -1 or -5,-1")
             }
             return v
         }
@@ -39,6 +42,7 @@ public enum PositionSpec: Equatable, Sendable {
     public func resolve(templateTokens: Int) -> [Int] {
         switch self {
         case .auto: return Array((-templateTokens)..<0)
+        case .autoWithInstruction: return Array((-templateTokens - 1)..<0)
         case .explicit(let p): return p
         }
     }

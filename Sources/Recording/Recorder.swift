@@ -9,7 +9,10 @@ import HDF5
 public struct RecordOptions: Sendable {
     public var checkpoint: String
     public var positions: PositionSpec = .auto
+    /// Extra hooks, e.g. "blocks.3.hook_attn_out"; "blocks.*.hook_attn_out" stands for every block's.
     public var hooks: [String] = []
+    /// Where the hooks are stored: a subset of `positions` (nil: every recorded position).
+    public var hookPositions: PositionSpec? = nil
     public var dtype: ActivationDType = .float32
     public var compress: Bool = false
     public var shard: ShardSpec = .whole
@@ -49,6 +52,12 @@ public struct RecordPlan {
     public let positions: [Int]
     public let memory: MemoryEstimate
     public let disk: CacheSizeEstimate
+    /// The extra hooks, `blocks.*` expanded.
+    public let hooks: [String]
+    /// Where the hooks are stored (a subset of `positions`).
+    public let hookPositions: [Int]
+    /// The template's post-instruction tokens (what the positions' roles are worked out from).
+    public let templateTokens: Int
 }
 
 /// Runs a chat model over prompts and stores the residual stream of every layer at the chosen
@@ -67,7 +76,9 @@ public enum Recorder {
         let cfg = encoder.config
         let positions = options.positions.resolve(templateTokens: encoder.postInstructionTokens)
         let span = -(positions.min() ?? -1)           // how many trailing tokens are needed
-        _ = try hookPoints(options.hooks, nLayers: cfg.nLayers)
+        let hooks = try expandHooks(options.hooks, nLayers: cfg.nLayers)
+        _ = try hookPoints(hooks, nLayers: cfg.nLayers)
+        let hookPositions = try resolveHookPositions(options, positions: positions, templateTokens: encoder.postInstructionTokens)
 
         // Tokenize everything first: a prompt too long for the context or too short for the positions is
         // an error before model work.
@@ -97,7 +108,7 @@ public enum Recorder {
         let longest = tokens.reduce(0) { max($0, $1.count) }
         let allTokens = tokens.reduce(0) { $0 + $1.count }
         let batchPrompts = min(options.promptsPerShard, prompts.count)
-        let recorded = (cfg.nLayers + 1 + options.hooks.count) * batchPrompts * positions.count * cfg.dModel * MemoryLayout<Float>.size
+        let recorded = ((cfg.nLayers + 1) * positions.count + hooks.count * hookPositions.count) * batchPrompts * cfg.dModel * MemoryLayout<Float>.size
         let memory = ModelMemory.estimate(header: encoder.header,
                                           workload: .recording(batchTokens: min(options.batchTokens, allTokens), longestPrompt: longest,
                                                                               extraBytes: 2 * recorded))
@@ -112,14 +123,43 @@ public enum Recorder {
         let mine = assigned.map { prompts[$0] }
         let sealed = options.force ? 0 : ActivationCacheWriter.sealedShardBytes(run: run, checkpoint: options.checkpoint, shard: options.shard)
         let disk = CacheSizeEstimate.recording(prompts: mine, sealedBytes: sealed, nLayers: cfg.nLayers,
-                                               dModel: cfg.dModel, positions: positions.count, hooks: options.hooks.count,
-                                               dtype: options.dtype, promptsPerShard: options.promptsPerShard)
+                                               dModel: cfg.dModel, positions: positions.count, hooks: hooks.count,
+                                               hookPositions: hookPositions.count, dtype: options.dtype, promptsPerShard: options.promptsPerShard)
         let free = DiskSpace.free(at: finalPath).map { ", \(InputLimits.formatBytes($0.bytes)) free in \($0.folder)" } ?? ""
         log.info("\(options.checkpoint): \(mine.count) prompts → \(finalPath), about \(InputLimits.formatBytes(disk.finalFile)) (\(disk.formula))\(free); memory about \(memory.summary)")
         if options.checkDisk {
             try DiskSpace.check(path: finalPath, largestFile: disk.finalFile, total: disk.total, what: disk.formula)
         }
-        return RecordPlan(prompts: prompts, tokens: tokens, skipped: skipped, positions: positions, memory: memory, disk: disk)
+        return RecordPlan(prompts: prompts, tokens: tokens, skipped: skipped, positions: positions, memory: memory, disk: disk,
+                          hooks: hooks, hookPositions: hookPositions, templateTokens: encoder.postInstructionTokens)
+    }
+
+    /// `hooks` with "blocks.*.<point>" replaced by that point of every block 0…nLayers−1, in order.
+    public static func expandHooks(_ hooks: [String], nLayers: Int) throws -> [String] {
+        var out: [String] = []
+        for h in hooks {
+            if h.hasPrefix("blocks.*.") {
+                let point = String(h.dropFirst("blocks.*.".count))
+                guard HookPoint.parse("blocks.0." + point) != nil else {
+                    throw InputError(file: "--hooks", key: h, "unknown hook point '\(point)'; use hook_resid_pre, hook_resid_mid, hook_resid_post, hook_attn_out or hook_mlp_out")
+                }
+                out += (0..<nLayers).map { "blocks.\($0).\(point)" }
+            } else {
+                out.append(h)
+            }
+        }
+        guard Set(out).count == out.count else { throw InputError(file: "--hooks", key: "hooks", "a hook is named twice (after expanding blocks.*)") }
+        return out
+    }
+
+    /// The positions the hooks are stored at: `options.hookPositions` resolved, which must be recorded positions.
+    static func resolveHookPositions(_ options: RecordOptions, positions: [Int], templateTokens: Int) throws -> [Int] {
+        guard let spec = options.hookPositions else { return positions }
+        let hp = spec.resolve(templateTokens: templateTokens)
+        guard hp.allSatisfy(positions.contains) else {
+            throw InputError(file: "--hook-positions", key: "hook_positions", "hook positions \(hp) must be among the recorded positions \(positions)")
+        }
+        return positions.filter(hp.contains)
     }
 
     /// The extra hook points named in `hooks`, checked against the layer count.
@@ -154,16 +194,18 @@ public enum Recorder {
         let pCount = positions.count
         let span = -(positions.min() ?? -1)           // how many trailing tokens are needed
         let d = cfg.dModel, nL = cfg.nLayers
-        let extraHooks = try hookPoints(options.hooks, nLayers: nL)
+        let extraHooks = try hookPoints(plan.hooks, nLayers: nL)
 
         let header = ActivationHeader(
             checkpoint: options.checkpoint, modelPath: model.path, modelSHA256: modelSHA256,
             architecture: cfg.arch.rawValue, nLayers: nL, dModel: d, systemPrompt: model.systemPromptText,
             positions: positions.map(Int32.init), ablabVersion: AblabVersion.string,
-            created: ISO8601DateFormatter().string(from: Date()))
+            created: ISO8601DateFormatter().string(from: Date()),
+            positionRoles: positions.map { PositionRole.of($0, templateTokens: plan.templateTokens) },
+            hookPositions: plan.hookPositions.map(Int32.init))
         let writer = try ActivationCacheWriter(
             run: run, header: header, prompts: prompts,
-            options: ActivationCacheOptions(dtype: options.dtype, hooks: options.hooks,
+            options: ActivationCacheOptions(dtype: options.dtype, hooks: plan.hooks,
                                              compression: options.compress ? H5Compression(shuffle: true, gzipLevel: 4) : .none,
                                              promptsPerShard: options.promptsPerShard),
             shard: options.shard, force: options.force)
@@ -195,7 +237,7 @@ public enum Recorder {
             }
             start = k
             let bad = try autoreleasepool {
-                try recordBatch(model: model, batch: batch, tokens: tokens, positions: positions, span: span,
+                try recordBatch(model: model, batch: batch, tokens: tokens, positions: positions, hookPositions: plan.hookPositions, span: span,
                                 extraHooks: extraHooks, residual: &residual, hookValues: &hookValues, writer: writer,
                                 prompts: prompts)
             }
@@ -218,15 +260,15 @@ public enum Recorder {
         return path
     }
 
-    static func recordBatch(model: ChatModel, batch: [Int], tokens: [Int: [Int]], positions: [Int], span: Int,
+    static func recordBatch(model: ChatModel, batch: [Int], tokens: [Int: [Int]], positions: [Int], hookPositions: [Int], span: Int,
                             extraHooks: [(name: String, layer: Int, point: HookPoint)],
                             residual: inout [Float], hookValues: inout [String: [Float]],
                             writer: ActivationCacheWriter, prompts: [Prompt]) throws -> [String] {
         let cfg = model.config
-        let d = cfg.dModel, nL = cfg.nLayers, b = batch.count, pCount = positions.count
-        // residual: [L+1, B, P, d]; hooks: [B, P, d]
+        let d = cfg.dModel, nL = cfg.nLayers, b = batch.count, pCount = positions.count, hCount = hookPositions.count
+        // residual: [L+1, B, P, d]; hooks: [B, Ph, d]
         residual = [Float](repeating: .nan, count: (nL + 1) * b * pCount * d)
-        for h in extraHooks { hookValues[h.name] = [Float](repeating: .nan, count: b * pCount * d) }
+        for h in extraHooks { hookValues[h.name] = [Float](repeating: .nan, count: b * hCount * d) }
         var slot: [Int: Int] = [:]             // sequenceID (prompt index) -> batch slot
         var length: [Int: Int] = [:]
         for (s, i) in batch.enumerated() { slot[i] = s; length[i] = tokens[i]!.count }
@@ -236,7 +278,8 @@ public enum Recorder {
         try residual.withUnsafeMutableBufferPointer { resBuf in
             let res = resBuf.baseAddress!
             // Copies the wanted rows of hook activations into dst laid out as [.., B, P, d] at layer offset.
-            func capture(into dst: UnsafeMutablePointer<Float>) -> Hook {
+            func capture(into dst: UnsafeMutablePointer<Float>, at positions: [Int] = positions) -> Hook {
+                let pCount = positions.count
                 return { a in
                     for seg in a.segments {
                         guard let s = slot[seg.sequenceID], let n = length[seg.sequenceID] else { continue }
@@ -254,10 +297,10 @@ public enum Recorder {
             }
             var hookBuffers: [String: UnsafeMutablePointer<Float>] = [:]
             for h in extraHooks {
-                let p = UnsafeMutablePointer<Float>.allocate(capacity: b * pCount * d)
-                p.initialize(repeating: .nan, count: b * pCount * d)
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: b * hCount * d)
+                p.initialize(repeating: .nan, count: b * hCount * d)
                 hookBuffers[h.name] = p
-                hooks.add(layer: h.layer, point: h.point, capture(into: p))
+                hooks.add(layer: h.layer, point: h.point, capture(into: p, at: hookPositions))
             }
             defer { for p in hookBuffers.values { p.deallocate() } }
 
@@ -273,17 +316,17 @@ public enum Recorder {
                 // Recorded sites of slot s in order: the residual stream layer by layer, then the extra hooks,
                 // each as [P, d] values.
                 let sites = (0...nL).map { l in
-                    (l == 0 ? "blocks.0.hook_resid_pre" : "blocks.\(l - 1).hook_resid_post", res + (l * b + s) * pCount * d)
-                } + extraHooks.map { ($0.name, hookBuffers[$0.name]! + s * pCount * d) }
-                for (hook, values) in sites {
-                    guard let j = (0..<(pCount * d)).first(where: { !values[$0].isFinite }) else { continue }
-                    let rel = positions[j / d]
+                    (l == 0 ? "blocks.0.hook_resid_pre" : "blocks.\(l - 1).hook_resid_post", res + (l * b + s) * pCount * d, positions)
+                } + extraHooks.map { ($0.name, hookBuffers[$0.name]! + s * hCount * d, hookPositions) }
+                for (hook, values, at) in sites {
+                    guard let j = (0..<(at.count * d)).first(where: { !values[$0].isFinite }) else { continue }
+                    let rel = at[j / d]
                     bad[s] = "prompt '\(prompts[batch[s]].id)': \(values[j]) at \(hook), position \(rel) (token \(n + rel) of \(n))"
                     break
                 }
             }
             for h in extraHooks {
-                hookValues[h.name] = Array(UnsafeBufferPointer(start: hookBuffers[h.name]!, count: b * pCount * d))
+                hookValues[h.name] = Array(UnsafeBufferPointer(start: hookBuffers[h.name]!, count: b * hCount * d))
             }
         }
         let good = (0..<b).filter { bad[$0] == nil }
@@ -296,7 +339,8 @@ public enum Recorder {
             r.reserveCapacity((nL + 1) * good.count * row)
             for l in 0...nL { for s in good { r.append(contentsOf: residual[((l * b + s) * row)..<((l * b + s + 1) * row)]) } }
             var hv: [String: [Float]] = [:]
-            for (name, v) in hookValues { hv[name] = good.flatMap { v[($0 * row)..<(($0 + 1) * row)] } }
+            let hRow = hCount * d
+            for (name, v) in hookValues { hv[name] = good.flatMap { v[($0 * hRow)..<(($0 + 1) * hRow)] } }
             try writer.append(indices: good.map { batch[$0] }, nTokens: good.map { Int32(tokens[batch[$0]]!.count) }, residual: r, hooks: hv)
         }
         return (0..<b).compactMap { bad[$0] }

@@ -20,6 +20,7 @@ extension StudyReport {
         let figs = figures(inputs, options: options)
         let dir = options.figuresDirectory ?? RunFolder(run).figures
         if options.writeFigureFiles { try writeFigures(figs, to: dir) }
+        try inputs.mechanisms?.writeCalibration(run: run)
         let pdf = RunFolder(run).reportPDF
         let pages = try writePDF(inputs, figures: figs, options: options, to: pdf, now: now)
         return ReportSummary(pdf: pdf, pages: pages, figuresDirectory: dir, figures: figs.map(\.name), missing: inputs.notes)
@@ -98,6 +99,7 @@ extension StudyReport {
         // Tables
         try flow.heading("Results tables")
         try tables(r, flow: flow, options: options)
+        try mechanismsSection(r, flow: flow)
 
         // Figures
         let firstCaption = figs.first.map { "Figure 1. " + $0.caption } ?? ""

@@ -76,6 +76,8 @@ public struct ReportInputs: Sendable {
     public var generations: [Generation]?
     /// Where the appendix answers come from when not `<run>/generations`.
     public var generationsSource: String?
+    /// Component attribution, harmfulness vs refusal, selection criteria and self-judgment calibration.
+    public var mechanisms: MechanismData?
     public var notes: [String: String] = [:]
     public init(run: String) { self.run = run }
 }
@@ -146,6 +148,10 @@ public enum StudyReport {
             r.paper10q = attempt("paper10q", q) { RefusalCounts.from(summary: try PaperStudy.readSummary(q), replicates: options.replicates, seed: options.seed) }
         }
         r.selfJudgments = attempt("self", rf.selfJudgmentCSV) { try SelfJudgmentEntry.load(rf.selfJudgmentCSV) }
+        do { r.mechanisms = try MechanismData.load(run: run) } catch {
+            r.notes["mechanisms"] = "\(error)"
+            log.warning("report: mechanisms: \(error)")
+        }
         r.generations = attempt("generations", rf.generations) { try Generation.loadFolder(rf.generations) }
         if r.generations?.isEmpty == true { r.generations = nil; r.notes["generations"] = "\(rf.generations) holds no .jsonl files" }
         if r.generations == nil, let p = options.paperDirectory, let study = try? PaperStudy.load(directory: p) {
@@ -259,6 +265,7 @@ public enum StudyReport {
         if let s = r.selfJudgments, !s.isEmpty {
             out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration; error bars: 95 % bootstrap percentile intervals over items.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))
         }
+        if let m = r.mechanisms { out += MechanismFigures.figures(m) }
         if let p = r.paperAll {
             for label in p.labels.sorted() {
                 let sub = RefusalCounts(rows: p.rows.filter { $0.label == label }, level: p.level)

@@ -243,7 +243,8 @@ extension Pipeline {
                                   "dtype": spec.dtype, "hooks": spec.hooks.joined(separator: ","),
                                   "system": spec.promptSettings, "chat_format": c.chatFormat ?? "",
                                   "shard": options.shard.description, "compress": String(spec.compress)]
-                                 .merging(spec.skipTooLong ? ["skip_too_long": "true"] : [:]) { a, _ in a })
+                                 .merging(spec.skipTooLong ? ["skip_too_long": "true"] : [:]) { a, _ in a }
+                                 .merging(spec.hookPositions.map { ["hook_positions": $0] } ?? [:]) { a, _ in a })
             let name = "record:\(c.name)\(options.shard.isWhole ? "" : "#\(options.shard)")"
             try stage(name, fingerprint: fp, outputs: [out]) {
                 if options.mergeShards > 1 && options.shard.isWhole {
@@ -264,6 +265,7 @@ extension Pipeline {
                 var o = RecordOptions(checkpoint: c.name)
                 o.positions = try PositionSpec.parse(spec.positions, file: studyFile)
                 o.hooks = spec.hooks
+                o.hookPositions = try spec.hookPositions.map { try PositionSpec.parse($0, file: studyFile) }
                 o.dtype = ActivationDType(rawValue: spec.dtype) ?? .float32
                 o.compress = spec.compress
                 o.shard = options.shard

@@ -7,6 +7,8 @@ extension Pipeline {
     /// re-rendered, since it is cheap and its inputs are every other stage's outputs. Register with
     /// `.report: { try $0.reportStage() }` in `StageRegistry.implementations`.
     public func reportStage() throws {
+        // The cache-only mechanism analyses the report shows (skipped when unchanged).
+        do { try mechanismsStage() } catch { log.warning("[report] mechanisms: \(error)") }
         var o = ReportOptions()
         // Relative paths are relative to the working folder, like every path in a study file.
         o.figuresDirectory = options.figures ?? spec.figures

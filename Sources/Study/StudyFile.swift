@@ -82,6 +82,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var positions: String            // "auto" (template tokens), "-5:", "-1", …
     public var dtype: String                // float32 | float16
     public var hooks: [String]
+    public var hookPositions: String? = nil // where the hooks are stored (nil: every recorded position)
     public var compress: Bool
     public var skipTooLong: Bool            // leave out prompts too long for a checkpoint's context
 
@@ -170,7 +171,7 @@ public enum StudyFile {
         let prompts = try r.table(root, "prompts") ?? TOMLTable()
         try r.allow(prompts, path: "prompts", keys: ["files", "train_per_class", "test_per_class", "validation_per_class"])
         let record = try r.table(root, "record") ?? TOMLTable()
-        try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "compress", "skip_too_long"])
+        try r.allow(record, path: "record", keys: ["positions", "dtype", "hooks", "hook_positions", "compress", "skip_too_long"])
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
@@ -241,6 +242,7 @@ public enum StudyFile {
             positions: try r.string(record, "record.positions") ?? "auto",
             dtype: try r.oneOf(record, "record.dtype", ["float32", "float16"]) ?? "float32",
             hooks: try r.strings(record, "record.hooks") ?? [],
+            hookPositions: try r.string(record, "record.hook_positions"),
             compress: try r.bool(record, "record.compress") ?? false,
             skipTooLong: try r.bool(record, "record.skip_too_long") ?? false,
             bootstrap: try r.int(analysis, "analysis.bootstrap", min: 0) ?? 200,

@@ -48,9 +48,11 @@ struct Record: AsyncParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .long, parsing: .singleValue, help: "A prompt file (repeatable).") var prompts: [String]
     @Option(name: .long, help: "Only prompts of these splits, comma-separated (e.g. train,test).") var split: String?
-    @Option(name: .long, help: "Positions relative to the end of the prompt: auto (template tokens), -5:, -1, -8:-2, -5,-1.")
+    @Option(name: .long, help: "Positions relative to the end of the prompt: auto (template tokens), auto+instruction (and the instruction's last token), -5:, -1, -8:-2, -5,-1.")
     var positions: String = "auto"
-    @Option(name: .long, help: "Extra hook points, comma-separated (e.g. blocks.3.hook_attn_out).") var hooks: String?
+    @Option(name: .long, help: "Extra hook points, comma-separated (e.g. blocks.3.hook_attn_out; blocks.*.hook_mlp_out = every block's).") var hooks: String?
+    @Option(name: .customLong("hook-positions"), help: "Where the hooks are stored: a subset of --positions, same syntax (default: every recorded position).")
+    var hookPositions: String?
     @Option(name: .long, help: "float32 or float16.") var dtype: String = "float32"
     @Flag(name: .long, help: "Shuffle + gzip the datasets.") var compress = false
     @Option(name: .long, help: "Record shard k of n (prompt index % n == k); join with `ablab merge`.") var shard: String?
@@ -74,6 +76,7 @@ struct Record: AsyncParsableCommand {
             var opts = RecordOptions(checkpoint: name ?? checkpointName(modelOptions.model))
             opts.positions = try PositionSpec.parse(positions)
             opts.hooks = hooks.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            opts.hookPositions = try hookPositions.map { try PositionSpec.parse($0, file: "--hook-positions") }
             opts.dtype = dt
             opts.compress = compress
             if let shard { opts.shard = try ShardSpec(parsing: shard) }
