@@ -130,9 +130,9 @@ public struct AblationEdit: Sendable {
         return AblationEdit(embedding: scheme.embedding ? basis : nil, blocks: b, alpha: alpha, form: form)
     }
 
-    /// Per-layer directions: `directions[l]` is the direction measured at cache layer l
-    /// (`blocks.l.hook_resid_pre`); block l's writers lose direction l and the embedding (Arditi's
-    /// scheme) loses direction 0. `directions` needs one entry per block.
+    /// Per-layer directions: `directions[l]` is the direction measured in the residual stream block l
+    /// writes into (its output, the cache's layer l + 1); block l's attention and MLP outputs lose
+    /// direction l, and the embedding (Arditi's scheme) loses direction 0. One entry per block.
     public static func perLayer(_ directions: [[Float]], nLayers: Int, scheme: EditScheme = .arditi,
                                 alpha: Float = 1, form: EditForm = .project) throws -> AblationEdit {
         guard directions.count >= nLayers else {

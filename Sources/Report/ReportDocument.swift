@@ -98,6 +98,7 @@ extension StudyReport {
         // Tables
         try flow.heading("Results tables")
         try tables(r, flow: flow, options: options)
+        if let s = r.subspace { try SubspaceSection.write(s, flow: flow) }
 
         // Figures
         let firstCaption = figs.first.map { "Figure 1. " + $0.caption } ?? ""

@@ -76,6 +76,8 @@ public struct ReportInputs: Sendable {
     public var generations: [Generation]?
     /// Where the appendix answers come from when not `<run>/generations`.
     public var generationsSource: String?
+    /// The subspace-ablation sweep (`analysis/subspace.csv`), when the study ran it.
+    public var subspace: SubspaceSweepData?
     public var notes: [String: String] = [:]
     public init(run: String) { self.run = run }
 }
@@ -144,6 +146,9 @@ public enum StudyReport {
             let all = p + "/" + PaperStudy.summaryAllRenamedFile, q = p + "/" + PaperStudy.summary10qRenamedFile
             r.paperAll = attempt("paper", all) { RefusalCounts.from(summary: try PaperStudy.readSummary(all), replicates: options.replicates, seed: options.seed) }
             r.paper10q = attempt("paper10q", q) { RefusalCounts.from(summary: try PaperStudy.readSummary(q), replicates: options.replicates, seed: options.seed) }
+        }
+        if RunFolder.exists(run + "/analysis/subspace.csv") {
+            r.subspace = attempt("subspace", run + "/analysis/subspace.csv") { try SubspaceSweepData.load(run: run) }
         }
         r.selfJudgments = attempt("self", rf.selfJudgmentCSV) { try SelfJudgmentEntry.load(rf.selfJudgmentCSV) }
         r.generations = attempt("generations", rf.generations) { try Generation.loadFolder(rf.generations) }
@@ -245,6 +250,9 @@ public enum StudyReport {
             if !sweep.lines.isEmpty {
                 out.append(StudyFigure(name: "alpha_sweep", caption: "Refusal rate on harmful prompts against the abliteration strength α (α = 0: the original model), judged by \(judge); bands: \(Int(c.level * 100)) % bootstrap intervals.", figure: JudgingFigures.alphaSweep(sweep)))
             }
+        }
+        if let s = r.subspace, !s.points.isEmpty {
+            out.append(StudyFigure(name: "subspace_refusal_vs_k", caption: SubspaceSection.caption(s), figure: SubspaceFigures.refusalVsK(s)))
         }
         if let s = r.selfJudgments, !s.isEmpty {
             out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration; error bars: 95 % bootstrap percentile intervals over items.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))

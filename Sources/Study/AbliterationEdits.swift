@@ -48,7 +48,8 @@ extension Pipeline {
             return AblationEdit.uniform(try OrthonormalBasis([try SubspaceBases.projected(r, harmlessMean: mu)]),
                                         nLayers: nLayers, scheme: scheme, alpha: alpha)
         case .perLayer:
-            let dirs = try (0..<nLayers).map { try cachedDirection(s.checkpoint, method: .meanDiff, layer: $0, position: s.position) }
+            // block l writes into the cache's residual layer l + 1 (its output)
+            let dirs = try (0..<nLayers).map { try cachedDirection(s.checkpoint, method: .meanDiff, layer: $0 + 1, position: s.position) }
             return try AblationEdit.perLayer(dirs, nLayers: nLayers, scheme: scheme, alpha: alpha)
         }
     }

@@ -62,7 +62,8 @@ extension Pipeline {
                     let mu = Self.columnMean(try fitActivations(c.name, label: "harmless", layer: layer, position: position))
                     b = try SubspaceBases.principalAxes(harmful: h, harmlessMean: mu, k: min(kMax, h.rows))
                 } else {
-                    let ls = SubspaceBases.layersAround(layer, count: nLayers, k: kMax)
+                    // analysed residual layers are 1…nLayers (block outputs)
+                    let ls = SubspaceBases.layersAround(max(layer, 1) - 1, count: nLayers, k: kMax).map { $0 + 1 }
                     b = try OrthonormalBasis(try ls.map { try cachedDirection(c.name, method: .meanDiff, layer: $0, position: position) },
                                              source: "mean-diff directions of layers \(ls)")
                 }
@@ -123,21 +124,24 @@ extension Pipeline {
                     let rows = results[kind]?[k] ?? []
                     let kls = rows.compactMap(\.kl)
                     let klMean = kls.isEmpty ? Double.nan : kls.reduce(0, +) / Double(kls.count)
+                    // The original (k = 0) is one system: its rows are written once, under basis "original".
+                    let writeRows = !(k == 0 && kind != sub.bases.first)
                     for label in ["harmful", "harmless"] {
                         let judged = rows.filter { $0.label == label && $0.refused != nil }
                         let refused = judged.filter { $0.refused == true }.count
                         let ci = Agreement.wilson(successes: refused, n: judged.count, level: 0.95)
                         let rate = judged.isEmpty ? Double.nan : Double(refused) / Double(judged.count)
-                        tidy.append([c.name, k == 0 ? "original" : kind, String(k), label, String(refused), String(judged.count), String(rate),
+                        if writeRows { tidy.append([c.name, k == 0 ? "original" : kind, String(k), label, String(refused), String(judged.count), String(rate),
                                      String(ci.lower), String(ci.upper), label == "harmless" ? String(klMean) : "",
                                      String(layer), String(position), spec.referenceJudge, String(maxNew), editScheme.kind.rawValue]
-                            .map(CSV.escape).joined(separator: ","))
-                        if label == "harmful", k > 0, reached == nil, !judged.isEmpty, rate <= sub.threshold { reached = (k, rate) }
+                            .map(CSV.escape).joined(separator: ",")) }
+                        // k = 0: the original already refuses no more than the threshold.
+                        if label == "harmful", reached == nil, !judged.isEmpty, rate <= sub.threshold { reached = (k, rate) }
                     }
                 }
                 resilience.append([c.name, kind, String(sub.threshold), reached.map { String($0.0) } ?? "not reached",
                                    reached.map { String($0.1) } ?? "", String(sub.ks.max() ?? 0)].map(CSV.escape).joined(separator: ","))
-                if spec.exportWeights, let (k, _) = reached, c.model.lowercased().hasSuffix(".gguf") {
+                if spec.exportWeights, let (k, _) = reached, k > 0, c.model.lowercased().hasSuffix(".gguf") {
                     try exportSubspace(c, kind: kind, k: k, basis: { n in try basis(kind, sub.ks.max()!, nLayers: n) }, fingerprintParts: common)
                 }
             }
