@@ -361,3 +361,27 @@ public enum SweepMeasure {
         }
     }
 }
+
+extension SweepMeasure {
+    /// Teacher-forced cross-entropy of `answer` after `prompt` (token ids) under `hooks`: the sum over
+    /// answer tokens of −log p(token | everything before), in nats (Double, in token order), and the
+    /// number of tokens. One sequence per forward pass.
+    public static func answerNLL(model: ChatModel, prompt: [Int], answer: [Int], hooks: HookSet) throws -> (sum: Double, tokens: Int) {
+        guard !prompt.isEmpty, !answer.isEmpty else { return (0, 0) }
+        let t = model.transformer
+        let vocab = t.config.vocab
+        let logits = try t.forward([ForwardItem(cache: t.makeCache(), tokens: prompt + answer)], hooks: hooks, logits: .all)
+        var sum = 0.0
+        logits.data.withUnsafeBufferPointer { p in
+            for j in 0..<answer.count {
+                let row = p.baseAddress! + (prompt.count - 1 + j) * vocab
+                var m = -Float.infinity
+                for v in 0..<vocab { m = max(m, row[v]) }
+                var z = 0.0
+                for v in 0..<vocab { z += Foundation.exp(Double(row[v] - m)) }
+                sum += Foundation.log(z) - Double(row[answer[j]] - m)
+            }
+        }
+        return (sum, answer.count)
+    }
+}

@@ -107,6 +107,8 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var harmlessTest: Int
     public var maxNewTokens: Int
     public var batchSize: Int
+    /// The costs stage: cross-entropy on the original's harmless answers, refusals in the first 48 tokens.
+    public var costs: Bool = true
 
     // judges
     public var judges: [String]             // regex:paper, substring:arditi, llm:<checkpoint>, pattern:<name>, labels:<name>
@@ -142,6 +144,8 @@ public struct SubspaceSpec: Codable, Sendable, Equatable {
     public var harmless: Int? = nil
     /// New tokens per answer (nil: `[generation] max_new_tokens`).
     public var maxNewTokens: Int? = nil
+    /// Checkpoints swept (nil: every checkpoint of the study).
+    public var checkpoints: [String]? = nil
     public init() {}
 }
 
@@ -196,7 +200,7 @@ public enum StudyFile {
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
         try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required", "edit", "skip_begin", "skip_end"])
         let gen = try r.table(root, "generation") ?? TOMLTable()
-        try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
+        try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size", "costs"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
         try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "self_judgment_question", "patterns", "labels", "http"])
         let report = try r.table(root, "report") ?? TOMLTable()
@@ -293,8 +297,9 @@ public enum StudyFile {
         }
         if spec.positions.isEmpty { throw r.error("record.positions", "must not be empty (e.g. \"-5:\")") }
         var spec2 = spec
+        spec2.costs = try r.bool(gen, "generation.costs") ?? true
         if let t = try r.table(root, "subspace") {
-            try r.allow(t, path: "subspace", keys: ["ks", "bases", "threshold", "harmful", "harmless", "max_new_tokens"])
+            try r.allow(t, path: "subspace", keys: ["ks", "bases", "threshold", "harmful", "harmless", "max_new_tokens", "checkpoints"])
             var sub = SubspaceSpec()
             if let v = t["ks"] {
                 guard let a = v.array else { throw r.error("subspace.ks", "must be an array of integers, e.g. [1, 2, 4, 8]") }
@@ -316,6 +321,12 @@ public enum StudyFile {
             sub.harmful = try r.int(t, "subspace.harmful", min: 1)
             sub.harmless = try r.int(t, "subspace.harmless", min: 1)
             sub.maxNewTokens = try r.int(t, "subspace.max_new_tokens", min: 1)
+            if let cs = try r.strings(t, "subspace.checkpoints") {
+                for c in cs where !checkpoints.contains(where: { $0.name == c }) {
+                    throw r.error("subspace.checkpoints", "'\(c)' is not the name of a [[checkpoints]] table")
+                }
+                sub.checkpoints = cs
+            }
             spec2.subspace = sub.ks.isEmpty ? nil : sub
         }
         if let v = judges["self_judgment_question"] {

@@ -37,7 +37,7 @@ extension Pipeline {
         var tidy: [String] = ["checkpoint,basis,k,label,refused,total,rate,lower,upper,harmless_kl_mean,layer,position,judge,max_new_tokens,edit"]
         var resilience: [String] = ["checkpoint,basis,threshold,smallest_k,harmful_rate_at_k,largest_k_tried"]
         let ks = [0] + sub.ks
-        for c in selectedCheckpoints {
+        for c in selectedCheckpoints where sub.checkpoints?.contains(c.name) ?? true {
             guard let setting = try abliterationSettings(c).first else {
                 log.warning("[subspace] \(c.name): no abliterated system ([abliteration] alphas is empty), so no chosen layer; skipped")
                 continue

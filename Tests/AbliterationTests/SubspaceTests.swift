@@ -283,3 +283,34 @@ struct SubspaceExportTests {
     }
 }
 }
+
+extension RealModelTests {
+@Suite(.enabled(if: TestModels.any != nil, "needs the SmolLM2 model"))
+struct AnswerCrossEntropyTests {
+    /// The teacher-forced cross-entropy of one pass over prompt + answer equals the sum of −log p(answer_j)
+    /// read from incremental decoding (KV cache, one token per step): two different code paths.
+    @Test("teacher-forced cross-entropy equals the incremental −log p sum, with and without an ablation")
+    func teacherForcedEqualsIncremental() throws {
+        let m = try TestModels.chat(try #require(TestModels.any))
+        let c = m.config
+        let prompt = m.encodeChat(user: testPrompts[1])
+        let answer = m.tokenizer.encode("The sea is wide and blue, it sings to me.", parseSpecial: false).map(Int.init)
+        var rng = TestRNG(808)
+        let ablate = try AblationEdit.uniform(try OrthonormalBasis([rng.vector(c.dModel), rng.vector(c.dModel)]), nLayers: c.nLayers).hooks(nLayers: c.nLayers)
+        for hooks in [HookSet(), ablate] {
+            let got = try SweepMeasure.answerNLL(model: m, prompt: prompt, answer: answer, hooks: hooks)
+            #expect(got.tokens == answer.count)
+            let cache = m.transformer.makeCache()
+            var logits = try m.transformer.forward([ForwardItem(cache: cache, tokens: prompt)], hooks: hooks)
+            var want = 0.0
+            for t in answer {
+                let mx = logits.data.max()!
+                let z = logits.data.reduce(0.0) { $0 + exp(Double($1 - mx)) }
+                want += log(z) - Double(logits.data[t] - mx)
+                logits = try m.transformer.forward([ForwardItem(cache: cache, tokens: [t])], hooks: hooks)
+            }
+            #expect(abs(got.sum - want) < 1e-3 * max(want, 1), "\(got.sum) vs \(want)")
+        }
+    }
+}
+}

@@ -247,6 +247,7 @@ struct StudyKeyTests {
         ("subspace.harmful", base + "[subspace]\nharmful = 7\n"),
         ("subspace.harmless", base + "[subspace]\nharmless = 7\n"),
         ("subspace.max_new_tokens", base + "[subspace]\nmax_new_tokens = 7\n"),
+        ("subspace.checkpoints", base + "[[checkpoints]]\nname = \"a\"\nmodel = \"a.gguf\"\n[[checkpoints]]\nname = \"b\"\nmodel = \"b.gguf\"\n[subspace]\ncheckpoints = [\"b\"]\n"),
         ("abliteration.method=per-layer", base + "[abliteration]\nmethod = \"per-layer\"\n"),
         ("abliteration.method=projected", base + "[abliteration]\nmethod = \"projected\"\n"),
         ("abliteration.method=norm-preserving", base + "[abliteration]\nmethod = \"norm-preserving\"\n"),
@@ -299,6 +300,7 @@ struct StudyKeyTests {
         case "subspace.harmful": #expect(s.subspace?.harmful == 7 && SubspaceSpec().harmful == nil)
         case "subspace.harmless": #expect(s.subspace?.harmless == 7 && SubspaceSpec().harmless == nil)
         case "subspace.max_new_tokens": #expect(s.subspace?.maxNewTokens == 7 && SubspaceSpec().maxNewTokens == nil && SubspaceSpec().ks == [1, 2, 4, 8])
+        case "subspace.checkpoints": #expect(s.subspace?.checkpoints == ["b"] && SubspaceSpec().checkpoints == nil)
         case "abliteration.method=per-layer": #expect(s.method == "per-layer")
         case "abliteration.method=projected": #expect(s.method == "projected")
         case "abliteration.method=norm-preserving": #expect(s.method == "norm-preserving")
@@ -315,6 +317,7 @@ struct StudyKeyTests {
                             (Self.base + "[subspace]\nbases = [\"random\"]\n", "subspace.bases"),
                             (Self.base + "[subspace]\nthreshold = 2\n", "subspace.threshold"),
                             (Self.base + "[subspace]\nk = [1]\n", "subspace.k"),
+                            (Self.base + "[subspace]\ncheckpoints = [\"nope\"]\n", "subspace.checkpoints"),
                             (Self.base + "[abliteration]\nmethod = \"biprojected\"\n", "abliteration.method")] {
             let e = try #require(throws: StudyError.self) { try StudyFile.parse(toml, file: "k.toml") }
             #expect(e.key == key && e.line != nil)
