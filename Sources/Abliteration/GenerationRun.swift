@@ -114,7 +114,6 @@ public enum GenerationRun {
     public static func run(model: ChatModel, prompts: [Prompt], system: String, setting: AbliterationSetting?,
                            direction: [Float]?, options: GenerationOptions, out: String,
                            progress: Bool = true) throws -> GenerationSummary {
-        let checkpoint = try setting?.checkpoint ?? SystemName.parse(system).checkpoint
         var hooks = HookSet()
         if let direction {
             let unit = try UnitDirection(direction)
@@ -122,6 +121,17 @@ public enum GenerationRun {
             hooks = try Ablation.hooks(direction: direction, alpha: Float(setting?.alpha ?? 1), nLayers: model.config.nLayers,
                                        scheme: setting?.scheme ?? .arditi)
         }
+        return try run(model: model, prompts: prompts, system: system, setting: setting, hooks: hooks, options: options,
+                       out: out, progress: progress)
+    }
+
+    /// Like `run(model:prompts:system:setting:direction:options:out:progress:)` with the abliteration given as
+    /// hooks (e.g. `AblationEdit.hooks`: a subspace, per-layer directions or the norm-preserving form).
+    @discardableResult
+    public static func run(model: ChatModel, prompts: [Prompt], system: String, setting: AbliterationSetting?,
+                           hooks: HookSet, options: GenerationOptions, out: String,
+                           progress: Bool = true) throws -> GenerationSummary {
+        let checkpoint = try setting?.checkpoint ?? SystemName.parse(system).checkpoint
         var seen = Set<String>()
         for p in prompts where !seen.insert(p.id).inserted {
             throw AbliterationError(file: out, key: p.id, "prompt id appears twice in the prompt set")

@@ -63,6 +63,29 @@ public enum Orthogonalization {
     public static func export(source: String, direction: [Float], alpha: Float, setting: AbliterationSetting? = nil,
                               type: GGMLType? = nil, to path: String) throws -> [String] {
         let scheme = setting?.scheme ?? .arditi
+        let unit = try UnitDirection(direction)
+        let f = try GGUFFile(path: source)
+        let arch = f.architecture ?? ""
+        let nLayers = f.int(arch + ".block_count") ?? 0
+        let edit = AblationEdit.uniform(OrthonormalBasis(unit), nLayers: max(0, min(nLayers, 1024)), scheme: scheme, alpha: alpha)
+        var extra: [String: GGUFValue] = [
+            "ablab.abliteration.direction": .array(.float32, unit.values.map { .float32($0) }),
+            "ablab.abliteration.direction_norm": .float32(unit.norm),
+        ]
+        if let s = setting, s.scheme.kind != .arditi {
+            extra["ablab.abliteration.edit"] = .string(s.scheme.kind.rawValue)
+            extra["ablab.abliteration.skip_begin"] = .int32(Int32(clamping: s.scheme.skipBegin))
+            extra["ablab.abliteration.skip_end"] = .int32(Int32(clamping: s.scheme.skipEnd))
+        }
+        return try export(source: source, edit: edit, setting: setting, type: type, extraMetadata: extra, to: path)
+    }
+
+    /// Writes `source` with every writer of `edit` edited (its own basis per block, projection or
+    /// norm-preserving form; see `AblationEdit`), as `export(source:direction:…)` does for one direction.
+    /// Adds `ablab.abliteration.alpha`, `.form`, `.rank` (the largest basis) and the setting's fields.
+    @discardableResult
+    public static func export(source: String, edit: AblationEdit, setting: AbliterationSetting? = nil,
+                              type: GGMLType? = nil, extraMetadata: [String: GGUFValue] = [:], to path: String) throws -> [String] {
         if let type, !GGMLQuantizer.canQuantize(type) {
             throw AbliterationError(file: path, key: "type", "edited tensors cannot be written as \(type); choose F32, F16 or one of \(GGMLQuantizer.supported.map(\.name).joined(separator: ", "))")
         }
@@ -76,10 +99,16 @@ public enum Orthogonalization {
         guard let nLayers = f.int(arch + ".block_count"), nLayers > 0, nLayers <= 1024 else {
             throw AbliterationError(file: source, key: arch + ".block_count", "missing or out of range")
         }
-        let unit = try UnitDirection(direction)
-        let d = unit.count
         guard let embed = f.tensorInfo("token_embd.weight") else {
             throw AbliterationError(file: source, key: "token_embd.weight", "tensor missing; is this a llama / qwen2 model?")
+        }
+        guard embed.shape.count == 2 else {
+            throw AbliterationError(file: source, key: "token_embd.weight", "has shape \(embed.shape), not [vocab, d]")
+        }
+        let d = embed.shape[1]
+        for w in edit.widths where w != d {
+            throw AbliterationError(file: source, key: "token_embd.weight",
+                                    "has shape \(embed.shape) but the direction has \(w) values; use a direction from this model")
         }
         func matrix(_ name: String) throws -> GGUFTensorInfo {
             guard let t = f.tensorInfo(name) else {
@@ -90,10 +119,6 @@ public enum Orthogonalization {
                                         "has shape \(t.shape) but a matrix writing into a \(d)-wide residual stream needs [\(d), n]; is the direction from this model?")
             }
             return t
-        }
-        guard embed.shape.count == 2, embed.shape[1] == d else {
-            throw AbliterationError(file: source, key: "token_embd.weight",
-                                    "has shape \(embed.shape) but the direction has \(d) values; use a direction from this model")
         }
         var replacing: [String: (dims: [Int], type: GGMLType, data: [Float])] = [:]
         var encoded: [String: (dims: [Int], type: GGMLType, bytes: [UInt8])] = [:]
@@ -112,33 +137,41 @@ public enum Orthogonalization {
                 throw AbliterationError(file: source, key: t.name, "the edited matrix cannot be stored as \(target): \(e.description)")
             }
         }
-        if scheme.embedding {
+        if let basis = edit.embedding {
             var e = try f.dequantize(embed)   // [vocab, d]
-            e.withUnsafeMutableBufferPointer { projectRows($0.baseAddress!, count: embed.shape[0], unit: unit, alpha: alpha) }
+            e.withUnsafeMutableBufferPointer { edit.editEmbeddingRows($0.baseAddress!, count: embed.shape[0], basis: basis) }
             try store(embed, e)
         }
-        for l in scheme.layers(nLayers) {
-            for name in ["blk.\(l).attn_output.weight", "blk.\(l).ffn_down.weight"] {
-                let t = try matrix(name)
-                var w = try f.dequantize(t)   // [d, cols]
-                w.withUnsafeMutableBufferPointer { projectOutputIndex($0.baseAddress!, cols: t.shape[1], unit: unit, alpha: alpha) }
-                try store(t, w)
-            }
+        for l in edit.blocks.keys.sorted() where l < nLayers {
+            let basis = edit.blocks[l]!
             // A bias on the attention output (llama attention_bias) writes into the residual stream too.
-            if let bt = f.tensorInfo("blk.\(l).attn_output.bias") {
+            var bias: [Float]?
+            let bt = f.tensorInfo("blk.\(l).attn_output.bias")
+            if let bt {
                 guard bt.shape == [d] else {
                     throw AbliterationError(file: source, key: bt.name, "has shape \(bt.shape) but the residual stream is \(d) wide")
                 }
-                var b = try f.dequantize(bt)
-                b.withUnsafeMutableBufferPointer { projectRows($0.baseAddress!, count: 1, unit: unit, alpha: alpha) }
-                replacing[bt.name] = (bt.dims, .f32, b)
+                bias = try f.dequantize(bt)
             }
+            for (name, mlp) in [("blk.\(l).attn_output.weight", false), ("blk.\(l).ffn_down.weight", true)] {
+                let t = try matrix(name)
+                var w = try f.dequantize(t)   // [d, cols]
+                w.withUnsafeMutableBufferPointer { wp in
+                    if !mlp, bias != nil {
+                        bias!.withUnsafeMutableBufferPointer { edit.editMatrix(wp.baseAddress!, cols: t.shape[1], basis: basis, bias: $0.baseAddress!) }
+                    } else {
+                        edit.editMatrix(wp.baseAddress!, cols: t.shape[1], basis: basis)
+                    }
+                }
+                try store(t, w)
+            }
+            if let bt, let bias { replacing[bt.name] = (bt.dims, .f32, bias) }
         }
-        var extra: [String: GGUFValue] = [
-            "ablab.abliteration.alpha": .float32(alpha),
-            "ablab.abliteration.direction": .array(.float32, unit.values.map { .float32($0) }),
-            "ablab.abliteration.direction_norm": .float32(unit.norm),
-        ]
+        var extra = extraMetadata
+        extra["ablab.abliteration.alpha"] = .float32(edit.alpha)
+        let rank = ([edit.embedding].compactMap { $0 } + Array(edit.blocks.values)).map(\.rank).max() ?? 0
+        if rank != 1 { extra["ablab.abliteration.rank"] = .int32(Int32(clamping: rank)) }
+        if edit.form != .project { extra["ablab.abliteration.form"] = .string(edit.form.rawValue) }
         if let s = setting {
             extra["ablab.abliteration.system"] = .string(s.systemName)
             extra["ablab.abliteration.checkpoint"] = .string(s.checkpoint)
@@ -146,13 +179,8 @@ public enum Orthogonalization {
             extra["ablab.abliteration.layer"] = .int32(Int32(clamping: s.layer))
             extra["ablab.abliteration.position"] = .int32(Int32(clamping: s.position))
         }
-        if let s = setting, s.scheme.kind != .arditi {
-            extra["ablab.abliteration.edit"] = .string(s.scheme.kind.rawValue)
-            extra["ablab.abliteration.skip_begin"] = .int32(Int32(clamping: s.scheme.skipBegin))
-            extra["ablab.abliteration.skip_end"] = .int32(Int32(clamping: s.scheme.skipEnd))
-        }
         var writer = try GGUFWriter.copy(from: f, replacing: replacing, encoded: encoded, extraMetadata: extra)
-        if scheme.embedding && f.tensorInfo("output.weight") == nil {
+        if edit.embedding != nil && f.tensorInfo("output.weight") == nil {
             // Tied: the output head reads the residual stream and must stay the original embedding.
             let raw = try f.rawData(embed)
             try writer.addRawTensor(name: "output.weight", dims: embed.dims, type: embed.type, bytes: Array(raw))

@@ -22,6 +22,17 @@ public enum DirectionMethod: String, Sendable, CaseIterable, Codable {
     case meanDiff = "mean-diff"
     /// The first principal component of the pooled activations (sign: towards harmful).
     case pc1
+    /// Each layer's own mean-diff direction (at the setting's position), ablated at that layer's writers
+    /// (`AblationEdit.perLayer`); the setting's layer only names the system.
+    case perLayer = "per-layer"
+    /// The mean-diff direction made orthogonal to the harmless fit mean at its layer and position
+    /// (`SubspaceBases.projected`, grimjim's projected abliteration).
+    case projected
+    /// The mean-diff direction removed by the norm-preserving edit (`EditForm.normPreserving`).
+    case normPreserving = "norm-preserving"
+
+    /// The cached direction this method starts from (mean-diff for every method but pc1).
+    public var cachedDirection: String { self == .pc1 ? "pc1" : "mean-diff" }
 }
 
 /// One abliteration of one checkpoint: which direction (method, layer, position) and how strongly it is

@@ -100,6 +100,8 @@ extension StudyReport {
         try flow.heading("Results tables")
         try tables(r, flow: flow, options: options)
         try mechanismsSection(r, flow: flow)
+        if let s = r.subspace { try SubspaceSection.write(s, flow: flow) }
+        if let c = r.costs { try CostsSection.write(c, flow: flow) }
 
         // Figures
         let firstCaption = figs.first.map { "Figure 1. " + $0.caption } ?? ""

@@ -78,6 +78,10 @@ public struct ReportInputs: Sendable {
     public var generationsSource: String?
     /// Component attribution, harmfulness vs refusal, selection criteria and self-judgment calibration.
     public var mechanisms: MechanismData?
+    /// The subspace-ablation sweep (`analysis/subspace.csv`), when the study ran it.
+    public var subspace: SubspaceSweepData?
+    /// What abliteration costs (`analysis/costs.csv`).
+    public var costs: CostsData?
     public var notes: [String: String] = [:]
     public init(run: String) { self.run = run }
 }
@@ -146,6 +150,12 @@ public enum StudyReport {
             let all = p + "/" + PaperStudy.summaryAllRenamedFile, q = p + "/" + PaperStudy.summary10qRenamedFile
             r.paperAll = attempt("paper", all) { RefusalCounts.from(summary: try PaperStudy.readSummary(all), replicates: options.replicates, seed: options.seed) }
             r.paper10q = attempt("paper10q", q) { RefusalCounts.from(summary: try PaperStudy.readSummary(q), replicates: options.replicates, seed: options.seed) }
+        }
+        if RunFolder.exists(run + "/analysis/subspace.csv") {
+            r.subspace = attempt("subspace", run + "/analysis/subspace.csv") { try SubspaceSweepData.load(run: run) }
+        }
+        if RunFolder.exists(run + "/analysis/costs.csv") {
+            r.costs = attempt("costs", run + "/analysis/costs.csv") { try CostsData.load(run + "/analysis/costs.csv") }
         }
         r.selfJudgments = attempt("self", rf.selfJudgmentCSV) { try SelfJudgmentEntry.load(rf.selfJudgmentCSV) }
         do { r.mechanisms = try MechanismData.load(run: run) } catch {
@@ -261,6 +271,12 @@ public enum StudyReport {
             if !sweep.lines.isEmpty {
                 out.append(StudyFigure(name: "alpha_sweep", caption: "Refusal rate on harmful prompts against the abliteration strength α (α = 0: the original model), judged by \(judge); bands: \(Int(c.level * 100)) % bootstrap intervals.", figure: JudgingFigures.alphaSweep(sweep)))
             }
+        }
+        if let s = r.subspace, !s.points.isEmpty {
+            out.append(StudyFigure(name: "subspace_refusal_vs_k", caption: SubspaceSection.caption(s), figure: SubspaceFigures.refusalVsK(s)))
+        }
+        if let c = r.costs, !c.rows.isEmpty {
+            out.append(StudyFigure(name: "abliteration_costs", caption: "What abliteration costs: (top) cross-entropy of each checkpoint's own greedy answers to the harmless test prompts under each system (the original's is its baseline); (bottom) harmful refusal rate of each system's answers cut to their first 48 tokens and in full (\(c.rows.first!.judge)).", figure: CostsFigures.costs(c)))
         }
         if let s = r.selfJudgments, !s.isEmpty {
             out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration; error bars: 95 % bootstrap percentile intervals over items.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))

@@ -44,7 +44,7 @@ extension Pipeline {
                 }
             } else {
                 let best = try AnalysisFile.bestCandidate(run: run, checkpoint: c.name, position: spec.position,
-                                                          method: Analysis.DirectionMethod(rawValue: spec.method))
+                                                          method: Analysis.DirectionMethod(rawValue: method.cachedDirection))
                 layer = best.layer
                 log.info("[generate] \(c.name): automatic candidate layer \(best.layer), position \(best.position), \(best.method.rawValue)")
             }
@@ -60,7 +60,7 @@ extension Pipeline {
     /// unablated harmful and harmless refusal scores, and a layer outside the last 20 % wins; when none qualifies, the cache's best candidate is kept (and the file says so).
     /// Returns the chosen layer and whether it is the fallback.
     func selectCandidate(_ c: CheckpointSpec) throws -> (layer: Int, fallback: Bool) {
-        let method = Analysis.DirectionMethod(rawValue: spec.method) ?? .meanDiff
+        let method = Analysis.DirectionMethod(rawValue: (Abliteration.DirectionMethod(rawValue: spec.method) ?? .meanDiff).cachedDirection) ?? .meanDiff
         let ranked = try AnalysisFile.rankedCandidates(run: run, checkpoint: c.name, position: spec.position, method: method)
         guard !ranked.isEmpty else {
             throw AnalysisError(site: run + "/analysis/candidates.csv", "no eligible candidate for '\(c.name)' at position \(spec.position); fix [abliteration] layer by hand")
@@ -228,14 +228,10 @@ extension Pipeline {
                     let m = model!
                     let genOptions = GenerationOptions(maxNewTokens: spec.maxNewTokens, eosIds: m.eosIds,
                                                        sampling: .greedy, maxBatch: spec.batchSize)
-                    var direction: [Float]?
-                    if let s = setting {
-                        direction = try AnalysisFile.direction(run: run, checkpoint: c.name,
-                                                               method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
-                                                               layer: s.layer, position: s.position)
-                    }
-                    try GenerationRun.run(model: m, prompts: prompts, system: name, setting: setting, direction: direction,
-                                          options: genOptions, runDirectory: run, progress: options.showProgress)
+                    var hooks = HookSet()
+                    if let s = setting { hooks = try ablationHooks(try ablationEdit(s, nLayers: m.config.nLayers), model: m, checkpoint: c) }
+                    try GenerationRun.run(model: m, prompts: prompts, system: name, setting: setting, hooks: hooks,
+                                          options: genOptions, out: out, progress: options.showProgress)
                     return [out]
                 }
             }
@@ -258,12 +254,12 @@ extension Pipeline {
         try stage("export:\(c.name)", fingerprint: fingerprint(parts), outputs: outputs) {
             try SafeFiles.createDirectory(run + "/models")
             for (s, out) in zip(settings, outputs) {
-                let dir = try AnalysisFile.direction(run: run, checkpoint: c.name,
-                                                     method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
-                                                     layer: s.layer, position: s.position)
+                let g = try GGUFFile(path: c.model)
+                let nLayers = g.int((g.architecture ?? "") + ".block_count") ?? 0
+                let edit = try ablationEdit(s, nLayers: nLayers)
                 log.info("[export] \(s.systemName) → \(out)")
                 let tmp = out + ".partial"
-                try Orthogonalization.export(source: c.model, direction: dir, alpha: Float(s.alpha), setting: s, type: .f32, to: tmp)
+                try Orthogonalization.export(source: c.model, edit: edit, setting: s, type: .f32, to: tmp)
                 if rename(tmp, out) != 0 {
                     throw IOError(path: out, "cannot move the exported model into place: \(String(cString: strerror(errno)))")
                 }

@@ -11,7 +11,7 @@ import HDF5
 
 /// The stages of a study, in order. Data flows one way.
 public enum Stage: String, CaseIterable, Sendable {
-    case record, analyze, select, generate, judge, probe, agree, report
+    case record, analyze, select, generate, judge, probe, agree, subspace, costs, report
 }
 
 /// One system of a checkpoint: the original model, or its abliteration at one α of the study.
@@ -227,6 +227,8 @@ public enum StageRegistry {
         .judge: { try $0.judgeStage() },
         .probe: { try $0.probeStage() },
         .agree: { try $0.agreeStage() },
+        .subspace: { try $0.subspaceStage() },
+        .costs: { try $0.costsStage() },
         .report: { try $0.reportStage() },
     ]
 }

@@ -55,11 +55,7 @@ extension Pipeline {
                 let m = loaded!.model
                 var hooks = HookSet()
                 if let s = setting {
-                    let direction = try AnalysisFile.direction(run: run, checkpoint: ckpt,
-                                                               method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
-                                                               layer: s.layer, position: s.position)
-                    hooks = try Ablation.hooks(direction: direction, alpha: Float(s.alpha), nLayers: m.config.nLayers,
-                                               scheme: s.edit == nil ? .arditi : editScheme)
+                    hooks = try ablationHooks(try ablationEdit(s, nLayers: m.config.nLayers), model: m, checkpoint: c)
                 }
                 var rows: [SelfJudgmentRow] = []
                 for wording in spec.selfJudgmentQuestions.compactMap({ SelfJudgment.Wording(rawValue: $0) }) {

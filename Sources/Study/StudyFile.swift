@@ -108,6 +108,8 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var harmlessTest: Int
     public var maxNewTokens: Int
     public var batchSize: Int
+    /// The costs stage: cross-entropy on the original's harmless answers, refusals in the first 48 tokens.
+    public var costs: Bool = true
 
     // judges
     public var judges: [String]             // regex:paper, substring:arditi, llm:<checkpoint>, pattern:<name>, labels:<name>
@@ -122,8 +124,30 @@ public struct StudySpec: Codable, Sendable, Equatable {
     // paper data (the study's own judge evaluation)
     public var paperData: String?
 
+    // subspace ablation (`[subspace]`; off when the table is absent or `ks` is empty)
+    public var subspace: SubspaceSpec? = nil
+
     // report
     public var figures: String?
+}
+
+/// `[subspace]`: remove k orthonormal directions at once and measure refusals and harmless KL against k.
+public struct SubspaceSpec: Codable, Sendable, Equatable {
+    /// Subspace dimensions (besides k = 0, the original model).
+    public var ks: [Int] = [1, 2, 4, 8]
+    /// "pca" (leading principal axes of the harmful − harmless differences) and/or "layers" (mean-diff
+    /// directions of the layers nearest the chosen one, orthonormalised).
+    public var bases: [String] = ["pca", "layers"]
+    /// Harmful refusal rate the resilience number is measured against.
+    public var threshold: Double = 0.1
+    /// Test prompts answered per label (nil: `[generation]` harmful / harmless).
+    public var harmful: Int? = nil
+    public var harmless: Int? = nil
+    /// New tokens per answer (nil: `[generation] max_new_tokens`).
+    public var maxNewTokens: Int? = nil
+    /// Checkpoints swept (nil: every checkpoint of the study).
+    public var checkpoints: [String]? = nil
+    public init() {}
 }
 
 /// Reads a study TOML file. Unknown keys and wrong types are errors naming the key and line.
@@ -150,7 +174,7 @@ public enum StudyFile {
         }
         let r = Reader(text: text, file: file)
         try r.allow(root, path: "", keys: ["study", "checkpoints", "prompts", "record", "analysis", "abliteration",
-                                           "generation", "judges", "report", "paper"])
+                                           "generation", "judges", "report", "paper", "subspace"])
         let study = try r.table(root, "study", required: true)!
         try r.allow(study, path: "study", keys: ["name", "out", "system_prompt", "thinking"])
         let name = try r.string(study, "study.name", required: true)!
@@ -177,7 +201,7 @@ public enum StudyFile {
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
         try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required", "edit", "skip_begin", "skip_end"])
         let gen = try r.table(root, "generation") ?? TOMLTable()
-        try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size"])
+        try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size", "costs"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
         try r.allow(judges, path: "judges", keys: ["use", "reference", "self_judgment", "self_judgment_question", "patterns", "labels", "http"])
         let report = try r.table(root, "report") ?? TOMLTable()
@@ -247,7 +271,7 @@ public enum StudyFile {
             skipTooLong: try r.bool(record, "record.skip_too_long") ?? false,
             bootstrap: try r.int(analysis, "analysis.bootstrap", min: 0) ?? 200,
             maxComponents: try r.int(analysis, "analysis.max_components", min: 1) ?? 32,
-            method: try r.oneOf(abl, "abliteration.method", ["mean-diff", "pc1"]) ?? "mean-diff",
+            method: try r.oneOf(abl, "abliteration.method", ["mean-diff", "pc1", "per-layer", "projected", "norm-preserving"]) ?? "mean-diff",
             layer: try r.int(abl, "abliteration.layer", min: 0),
             position: try r.int(abl, "abliteration.position", min: -1024) ?? -1,
             alphas: try r.doubles(abl, "abliteration.alphas") ?? [1.0],
@@ -275,6 +299,38 @@ public enum StudyFile {
         }
         if spec.positions.isEmpty { throw r.error("record.positions", "must not be empty (e.g. \"-5:\")") }
         var spec2 = spec
+        spec2.costs = try r.bool(gen, "generation.costs") ?? true
+        if let t = try r.table(root, "subspace") {
+            try r.allow(t, path: "subspace", keys: ["ks", "bases", "threshold", "harmful", "harmless", "max_new_tokens", "checkpoints"])
+            var sub = SubspaceSpec()
+            if let v = t["ks"] {
+                guard let a = v.array else { throw r.error("subspace.ks", "must be an array of integers, e.g. [1, 2, 4, 8]") }
+                sub.ks = try a.map { e in
+                    guard let i = e.int, i >= 1, i <= 4096 else { throw r.error("subspace.ks", "every k must be an integer in 1…4096") }
+                    return i
+                }
+                sub.ks = Array(Set(sub.ks)).sorted()
+            }
+            if let b = try r.strings(t, "subspace.bases") {
+                for x in b where !["pca", "layers"].contains(x) { throw r.error("subspace.bases", "must name \"pca\" and/or \"layers\"; got '\(x)'") }
+                guard !b.isEmpty else { throw r.error("subspace.bases", "name at least one basis: \"pca\" or \"layers\"") }
+                sub.bases = b
+            }
+            if let v = t["threshold"] {
+                guard let x = v.double ?? v.int.map(Double.init), x >= 0, x <= 1 else { throw r.error("subspace.threshold", "must be a rate in 0…1, e.g. 0.1") }
+                sub.threshold = x
+            }
+            sub.harmful = try r.int(t, "subspace.harmful", min: 1)
+            sub.harmless = try r.int(t, "subspace.harmless", min: 1)
+            sub.maxNewTokens = try r.int(t, "subspace.max_new_tokens", min: 1)
+            if let cs = try r.strings(t, "subspace.checkpoints") {
+                for c in cs where !checkpoints.contains(where: { $0.name == c }) {
+                    throw r.error("subspace.checkpoints", "'\(c)' is not the name of a [[checkpoints]] table")
+                }
+                sub.checkpoints = cs
+            }
+            spec2.subspace = sub.ks.isEmpty ? nil : sub
+        }
         if let v = judges["self_judgment_question"] {
             let qs: [String]
             if let one = v.string { qs = [one] } else { qs = try r.strings(judges, "judges.self_judgment_question") ?? [] }

@@ -241,6 +241,17 @@ struct StudyKeyTests {
         ("judges.labels", base + "[[judges.labels]]\nname = \"h\"\nfile = \"h.csv\"\nid_column = \"qid\"\nsystem_column = \"model\"\nverdict_column = \"v\"\nrefusal_values = [\"yes\"]\n"),
         ("paper.data", base + "[paper]\ndata = \"d\"\n"),
         ("report.figures", base + "[report]\nfigures = \"f\"\n"),
+        ("generation.costs", base + "[generation]\ncosts = false\n"),
+        ("subspace.ks", base + "[subspace]\nks = [4, 1, 4]\n"),
+        ("subspace.bases", base + "[subspace]\nbases = [\"layers\"]\n"),
+        ("subspace.threshold", base + "[subspace]\nthreshold = 0.25\n"),
+        ("subspace.harmful", base + "[subspace]\nharmful = 7\n"),
+        ("subspace.harmless", base + "[subspace]\nharmless = 7\n"),
+        ("subspace.max_new_tokens", base + "[subspace]\nmax_new_tokens = 7\n"),
+        ("subspace.checkpoints", base + "[[checkpoints]]\nname = \"a\"\nmodel = \"a.gguf\"\n[[checkpoints]]\nname = \"b\"\nmodel = \"b.gguf\"\n[subspace]\ncheckpoints = [\"b\"]\n"),
+        ("abliteration.method=per-layer", base + "[abliteration]\nmethod = \"per-layer\"\n"),
+        ("abliteration.method=projected", base + "[abliteration]\nmethod = \"projected\"\n"),
+        ("abliteration.method=norm-preserving", base + "[abliteration]\nmethod = \"norm-preserving\"\n"),
     ]
 
     @Test("a non-default value of the key reaches the study spec", arguments: cases.map(\.key))
@@ -284,6 +295,17 @@ struct StudyKeyTests {
             #expect(s.labelJudges == [LabelJudgeSpec(name: "h", file: "h.csv", idColumn: "qid", systemColumn: "model", verdictColumn: "v", refusalValues: ["yes"])])
         case "paper.data": #expect(s.paperData == "d" && d.paperData == nil)
         case "report.figures": #expect(s.figures == "f" && d.figures == nil)
+        case "generation.costs": #expect(!s.costs && d.costs)
+        case "subspace.ks": #expect(s.subspace?.ks == [1, 4] && d.subspace == nil)
+        case "subspace.bases": #expect(s.subspace?.bases == ["layers"] && SubspaceSpec().bases == ["pca", "layers"])
+        case "subspace.threshold": #expect(s.subspace?.threshold == 0.25 && SubspaceSpec().threshold == 0.1)
+        case "subspace.harmful": #expect(s.subspace?.harmful == 7 && SubspaceSpec().harmful == nil)
+        case "subspace.harmless": #expect(s.subspace?.harmless == 7 && SubspaceSpec().harmless == nil)
+        case "subspace.max_new_tokens": #expect(s.subspace?.maxNewTokens == 7 && SubspaceSpec().maxNewTokens == nil && SubspaceSpec().ks == [1, 2, 4, 8])
+        case "subspace.checkpoints": #expect(s.subspace?.checkpoints == ["b"] && SubspaceSpec().checkpoints == nil)
+        case "abliteration.method=per-layer": #expect(s.method == "per-layer")
+        case "abliteration.method=projected": #expect(s.method == "projected")
+        case "abliteration.method=norm-preserving": #expect(s.method == "norm-preserving")
         default: Issue.record("no check for key \(key)")
         }
     }
@@ -292,7 +314,13 @@ struct StudyKeyTests {
     func badValues() throws {
         for (toml, key) in [(Self.base + "[judges]\nself_judgment_question = \"maybe\"\n", "judges.self_judgment_question"),
                             (Self.base + "[abliteration]\nedit = \"both\"\n", "abliteration.edit"),
-                            (Self.base + "[prompts]\nvalidation_per_class = -1\n", "prompts.validation_per_class")] {
+                            (Self.base + "[prompts]\nvalidation_per_class = -1\n", "prompts.validation_per_class"),
+                            (Self.base + "[subspace]\nks = [0]\n", "subspace.ks"),
+                            (Self.base + "[subspace]\nbases = [\"random\"]\n", "subspace.bases"),
+                            (Self.base + "[subspace]\nthreshold = 2\n", "subspace.threshold"),
+                            (Self.base + "[subspace]\nk = [1]\n", "subspace.k"),
+                            (Self.base + "[subspace]\ncheckpoints = [\"nope\"]\n", "subspace.checkpoints"),
+                            (Self.base + "[abliteration]\nmethod = \"biprojected\"\n", "abliteration.method")] {
             let e = try #require(throws: StudyError.self) { try StudyFile.parse(toml, file: "k.toml") }
             #expect(e.key == key && e.line != nil)
         }
