@@ -50,7 +50,18 @@ public enum Orthogonalization {
         }
     }
 
-    /// Writes `source` (a llama.cpp GGUF of a llama / qwen2 model) to `path` with the residual-writing
+    /// Whether the weight edit equals inference-time ablation for this GGUF: false when a norm follows the
+    /// attention output or MLP projection (Gemma 2/3: `post_attention_norm`, `post_ffw_norm`), since
+    /// norm(P W h) ≠ P norm(W h): the edited model keeps part of the direction (the export's metadata
+    /// says so: `ablab.abliteration.exact = false` and `ablab.abliteration.note`).
+    public static func isExact(_ f: GGUFFile, nLayers: Int) -> Bool {
+        !(0..<nLayers).contains { f.tensorInfo("blk.\($0).post_attention_norm.weight") != nil || f.tensorInfo("blk.\($0).post_ffw_norm.weight") != nil }
+    }
+
+    /// What the export metadata says when the edit is not exact.
+    public static let inexactNote = "not exact: a norm after the attention output and MLP projections (post_attention_norm, post_ffw_norm) rescales the edited output, so part of the direction stays in the residual stream; inference-time ablation (hooks after the norms) removes it exactly"
+
+    /// Writes `source` (a llama.cpp GGUF of any architecture the runtime reads) to `path` with the residual-writing
     /// matrices orthogonalized. Edited tensors are stored as `type`: nil (the default) keeps each one's
     /// original type, requantized by `GGMLQuantizer` (llama.cpp's reference quantizers) from the Float32
     /// edit — F32 where the original type is one ablab cannot write; `.f32` / `.f16` / a block type store
@@ -79,11 +90,11 @@ public enum Orthogonalization {
         let unit = try UnitDirection(direction)
         let d = unit.count
         guard let embed = f.tensorInfo("token_embd.weight") else {
-            throw AbliterationError(file: source, key: "token_embd.weight", "tensor missing; is this a llama / qwen2 model?")
+            throw AbliterationError(file: source, key: "token_embd.weight", "tensor missing; is this a llama.cpp model of a supported architecture?")
         }
         func matrix(_ name: String) throws -> GGUFTensorInfo {
             guard let t = f.tensorInfo(name) else {
-                throw AbliterationError(file: source, key: name, "tensor missing; is this a llama / qwen2 model?")
+                throw AbliterationError(file: source, key: name, "tensor missing; is this a llama.cpp model of a supported architecture?")
             }
             guard t.shape.count == 2, t.shape[0] == d else {
                 throw AbliterationError(file: source, key: name,
@@ -134,7 +145,9 @@ public enum Orthogonalization {
                 replacing[bt.name] = (bt.dims, .f32, b)
             }
         }
+        let exact = isExact(f, nLayers: nLayers)
         var extra: [String: GGUFValue] = [
+            "ablab.abliteration.exact": .bool(exact),
             "ablab.abliteration.alpha": .float32(alpha),
             "ablab.abliteration.direction": .array(.float32, unit.values.map { .float32($0) }),
             "ablab.abliteration.direction_norm": .float32(unit.norm),
@@ -146,6 +159,7 @@ public enum Orthogonalization {
             extra["ablab.abliteration.layer"] = .int32(Int32(clamping: s.layer))
             extra["ablab.abliteration.position"] = .int32(Int32(clamping: s.position))
         }
+        if !exact { extra["ablab.abliteration.note"] = .string(inexactNote) }
         if let s = setting, s.scheme.kind != .arditi {
             extra["ablab.abliteration.edit"] = .string(s.scheme.kind.rawValue)
             extra["ablab.abliteration.skip_begin"] = .int32(Int32(clamping: s.scheme.skipBegin))

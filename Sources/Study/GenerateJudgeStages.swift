@@ -253,6 +253,9 @@ extension Pipeline {
                                                      method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
                                                      layer: s.layer, position: s.position)
                 log.info("[export] \(s.systemName) → \(out)")
+                if let f = try? GGUFFile(path: c.model), let n = f.int((f.architecture ?? "") + ".block_count"), !Orthogonalization.isExact(f, nLayers: n) {
+                    log.warning("[export] \(s.systemName): weight orthogonalization is \(Orthogonalization.inexactNote)")
+                }
                 let tmp = out + ".partial"
                 try Orthogonalization.export(source: c.model, direction: dir, alpha: Float(s.alpha), setting: s, type: .f32, to: tmp)
                 if rename(tmp, out) != 0 {
