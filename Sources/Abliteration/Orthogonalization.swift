@@ -50,7 +50,18 @@ public enum Orthogonalization {
         }
     }
 
-    /// Writes `source` (a llama.cpp GGUF of a llama / qwen2 model) to `path` with the residual-writing
+    /// Whether the weight edit equals inference-time ablation for this GGUF: false when a norm follows the
+    /// attention output or MLP projection (Gemma 2/3: `post_attention_norm`, `post_ffw_norm`), since
+    /// norm(P W h) ≠ P norm(W h): the edited model keeps part of the direction (the export's metadata
+    /// says so: `ablab.abliteration.exact = false` and `ablab.abliteration.note`).
+    public static func isExact(_ f: GGUFFile, nLayers: Int) -> Bool {
+        !(0..<nLayers).contains { f.tensorInfo("blk.\($0).post_attention_norm.weight") != nil || f.tensorInfo("blk.\($0).post_ffw_norm.weight") != nil }
+    }
+
+    /// What the export metadata says when the edit is not exact.
+    public static let inexactNote = "not exact: a norm after the attention output and MLP projections (post_attention_norm, post_ffw_norm) rescales the edited output, so part of the direction stays in the residual stream; inference-time ablation (hooks after the norms) removes it exactly"
+
+    /// Writes `source` (a llama.cpp GGUF of any architecture the runtime reads) to `path` with the residual-writing
     /// matrices orthogonalized. Edited tensors are stored as `type`: nil (the default) keeps each one's
     /// original type, requantized by `GGMLQuantizer` (llama.cpp's reference quantizers) from the Float32
     /// edit — F32 where the original type is one ablab cannot write; `.f32` / `.f16` / a block type store
@@ -100,7 +111,7 @@ public enum Orthogonalization {
             throw AbliterationError(file: source, key: arch + ".block_count", "missing or out of range")
         }
         guard let embed = f.tensorInfo("token_embd.weight") else {
-            throw AbliterationError(file: source, key: "token_embd.weight", "tensor missing; is this a llama / qwen2 model?")
+            throw AbliterationError(file: source, key: "token_embd.weight", "tensor missing; is this a llama.cpp model of a supported architecture?")
         }
         guard embed.shape.count == 2 else {
             throw AbliterationError(file: source, key: "token_embd.weight", "has shape \(embed.shape), not [vocab, d]")
@@ -112,7 +123,7 @@ public enum Orthogonalization {
         }
         func matrix(_ name: String) throws -> GGUFTensorInfo {
             guard let t = f.tensorInfo(name) else {
-                throw AbliterationError(file: source, key: name, "tensor missing; is this a llama / qwen2 model?")
+                throw AbliterationError(file: source, key: name, "tensor missing; is this a llama.cpp model of a supported architecture?")
             }
             guard t.shape.count == 2, t.shape[0] == d else {
                 throw AbliterationError(file: source, key: name,
@@ -172,6 +183,8 @@ public enum Orthogonalization {
         let rank = ([edit.embedding].compactMap { $0 } + Array(edit.blocks.values)).map(\.rank).max() ?? 0
         if rank != 1 { extra["ablab.abliteration.rank"] = .int32(Int32(clamping: rank)) }
         if edit.form != .project { extra["ablab.abliteration.form"] = .string(edit.form.rawValue) }
+        let exact = isExact(f, nLayers: nLayers)
+        extra["ablab.abliteration.exact"] = .bool(exact)
         if let s = setting {
             extra["ablab.abliteration.system"] = .string(s.systemName)
             extra["ablab.abliteration.checkpoint"] = .string(s.checkpoint)
@@ -179,6 +192,7 @@ public enum Orthogonalization {
             extra["ablab.abliteration.layer"] = .int32(Int32(clamping: s.layer))
             extra["ablab.abliteration.position"] = .int32(Int32(clamping: s.position))
         }
+        if !exact { extra["ablab.abliteration.note"] = .string(inexactNote) }
         var writer = try GGUFWriter.copy(from: f, replacing: replacing, encoded: encoded, extraMetadata: extra)
         if edit.embedding != nil && f.tensorInfo("output.weight") == nil {
             // Tied: the output head reads the residual stream and must stay the original embedding.

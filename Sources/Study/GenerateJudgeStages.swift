@@ -258,6 +258,9 @@ extension Pipeline {
                 let nLayers = g.int((g.architecture ?? "") + ".block_count") ?? 0
                 let edit = try ablationEdit(s, nLayers: nLayers)
                 log.info("[export] \(s.systemName) → \(out)")
+                if let f = try? GGUFFile(path: c.model), let n = f.int((f.architecture ?? "") + ".block_count"), !Orthogonalization.isExact(f, nLayers: n) {
+                    log.warning("[export] \(s.systemName): weight orthogonalization is \(Orthogonalization.inexactNote)")
+                }
                 let tmp = out + ".partial"
                 try Orthogonalization.export(source: c.model, edit: edit, setting: s, type: .f32, to: tmp)
                 if rename(tmp, out) != 0 {

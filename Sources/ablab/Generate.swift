@@ -213,6 +213,9 @@ struct Abliterate: AsyncParsableCommand {
             if let saveDirection { try DirectionFile.writeNPY(v, to: saveDirection) }
             try Orthogonalization.export(source: model, direction: v, alpha: Float(alpha), setting: setting,
                                          type: storedType ?? nil, to: out)
+            if let f = try? GGUFFile(path: model), let n = f.int((f.architecture ?? "") + ".block_count"), !Orthogonalization.isExact(f, nLayers: n) {
+                AblabLog.logger("export").warning("weight orthogonalization is \(Orthogonalization.inexactNote)")
+            }
             print(out)
         }
     }
