@@ -20,8 +20,11 @@ struct DirectionOptions: ParsableArguments {
 
     var parsedMethod: DirectionMethod {
         get throws {
-            guard let m = DirectionMethod(rawValue: method) else {
-                throw InputError(file: "--method", "unknown method \(method) (mean-diff, pc1)")
+            guard let m = DirectionMethod(rawValue: method), m == .meanDiff || m == .pc1 else {
+                let studyOnly = DirectionMethod(rawValue: method) != nil
+                throw InputError(file: "--method", studyOnly
+                    ? "\(method) is a study edit ([abliteration] method in a study file), not a way to find one direction; here: mean-diff or pc1"
+                    : "unknown method \(method) (mean-diff, pc1)")
             }
             return m
         }

@@ -70,6 +70,9 @@ struct Serve: AsyncParsableCommand {
                 let parsed = try SystemName.parse(system)
                 name = system
                 if let s = parsed.setting {
+                    guard s.method == .meanDiff || s.method == .pc1 else {
+                        throw InputError(file: "--system", "\(system) uses the study edit '\(s.method.rawValue)', which --system cannot rebuild from one cached direction; serve the GGUF the study exports for it ([abliteration] export_weights = true)")
+                    }
                     vector = try AnalysisFile.direction(run: run, checkpoint: parsed.checkpoint,
                                                         method: Analysis.DirectionMethod(rawValue: s.method.rawValue) ?? .meanDiff,
                                                         layer: s.layer, position: s.position)

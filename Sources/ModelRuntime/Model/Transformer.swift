@@ -76,7 +76,8 @@ public final class Transformer {
     var scratchBytes: Int {
         let c = config
         let rows = rowCap * (3 * c.dModel + c.qkvDim + c.qDim + 3 * c.ffnDim)
-        return 4 * (rows + scoreCap + 2 * ropeCap * (c.headDim / 2) + scratch.panels.count * panelRows * scratch.cols)
+        let rope = ropeTables.reduce(0) { $0 + 2 * $1.capacity * $1.half }
+        return 4 * (rows + scoreCap + rope + scratch.panels.count * panelRows * scratch.cols)
     }
 
     /// A new, empty KV cache for one sequence.
