@@ -10,7 +10,7 @@ extension Impl {
         var acc = V16()
         var j = 0
         while j + 16 <= n { acc.addProduct(load16(a + j), load16(b + j)); j += 16 }
-        return acc.sum() + tailDot(a, b, from: j, to: n)
+        return hsum(acc) + tailDot(a, b, from: j, to: n)
     }
 
     /// y[j] += alpha · x[j] (one fused multiply-add per element).
@@ -98,7 +98,7 @@ extension Impl {
         var acc = V16()
         var j = 0
         while j + 16 <= n { let e = exp16(load16(v + j) - vm); store16(e, v + j); acc += e; j += 16 }
-        var s = acc.sum()
+        var s = hsum(acc)
         while j < n { let e = exp1(v[j] - m); v[j] = e; s += e; j += 1 }
         let inv = 1 / s
         let vi = V16(repeating: inv)

@@ -25,7 +25,7 @@ func llvmPrefetch(_ p: UnsafeRawPointer, _ rw: Int32, _ locality: Int32, _ cache
 @inline(__always) func prefetch(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 3, 1) }
 
 @inline(__always) func finish(_ acc: V16, tail: Float, into p: UnsafeMutablePointer<Float>, accumulate: Bool) {
-    let r = acc.sum() + tail
+    let r = hsum(acc) + tail
     if accumulate { p.pointee += r } else { p.pointee = r }
 }
 
