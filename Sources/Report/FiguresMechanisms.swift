@@ -177,19 +177,20 @@ public enum MechanismFigures {
 
     /// Cosine of the harmfulness and refusal directions per layer, and the test AUROC of each.
     public static func harmfulnessRefusal(_ d: [MechanismData.HarmRefusal]) -> Figure {
-        var f = Figure(width: reportFigureWidth, height: 230, rows: 1, columns: 2)
+        var f = Figure(width: reportFigureWidth, height: 250 + 12 * Double(d.count), rows: 1, columns: 2)
         f.panelLabels = true
         var cos = Axes(title: "Cosine of the two directions", xLabel: "Layer", yLabel: "Cosine")
-        var auc = Axes(title: "Test AUROC of each direction", xLabel: "Layer", yLabel: "AUROC")
+        var auc = Axes(title: "Test AUROC (dashed: t_inst, solid: t_post)", xLabel: "Layer", yLabel: "AUROC")
         let palette = Palette.okabeIto
         for (i, h) in d.enumerated() {
             let x = h.layers.map(Double.init)
             cos.line(x: x, y: h.cosine, label: h.checkpoint, color: palette.color(i))
-            auc.line(x: x, y: h.harmfulnessAUROC, label: "\(h.checkpoint), harmfulness (t_inst)", color: palette.color(i), dash: Dash.dashed)
-            auc.line(x: x, y: h.refusalAUROC, label: "\(h.checkpoint), refusal (t_post)", color: palette.color(i))
+            // colours as in panel (a); the caption says which line is which
+            auc.line(x: x, y: h.harmfulnessAUROC, label: nil, color: palette.color(i), dash: Dash.dashed)
+            auc.line(x: x, y: h.refusalAUROC, label: nil, color: palette.color(i))
         }
-        cos.yLimits = .fixed(-0.2, 1.0); cos.xIntegerTicks = true; cos.legend = .bottomRight
-        auc.yLimits = .fixed(0.4, 1.02); auc.xIntegerTicks = true; auc.legend = .bottomRight
+        cos.yLimits = .fixed(-0.2, 1.0); cos.xIntegerTicks = true; cos.legend = .below
+        auc.yLimits = .fixed(0.4, 1.02); auc.xIntegerTicks = true; auc.legend = .none
         auc.horizontalLine(y: 0.5)
         f.axes = [cos, auc]
         return f
@@ -255,7 +256,7 @@ public enum MechanismFigures {
             out.append(StudyFigure(name: "component_attribution", caption: "Component attribution: the harmful − harmless difference of the mean projection on the used refusal direction r̂ (test prompts) written by each block's attention and MLP output at the direction's token; the embedding term plus the blocks before the direction's layer add up to the residual's projection there (analysis/component_attribution.csv). Red: the block writes r̂ more for harmful prompts.", figure: MechanismFigures.attribution(d.attribution)))
         }
         if !d.harmRefusal.isEmpty {
-            out.append(StudyFigure(name: "harmfulness_vs_refusal", caption: "Harmfulness vs refusal (Zhao et al. 2025): (a) cosine between the mean-difference direction at the instruction's last token (t_inst, harmfulness) and at the post-instruction token (t_post, refusal), per layer, both fit on the fit prompts; (b) AUROC of the projection on each direction, at its own token, on the test prompts.", figure: MechanismFigures.harmfulnessRefusal(d.harmRefusal)))
+            out.append(StudyFigure(name: "harmfulness_vs_refusal", caption: "Harmfulness vs refusal (Zhao et al. 2025): (a) cosine between the mean-difference direction at the instruction's last token (t_inst, harmfulness) and at the post-instruction token (t_post, refusal), per layer, both fit on the fit prompts; (b) AUROC of the projection on each direction, at its own token, on the test prompts (dashed: harmfulness at t_inst, solid: refusal at t_post; colours as in (a)).", figure: MechanismFigures.harmfulnessRefusal(d.harmRefusal)))
         }
         if !d.cosmic.isEmpty {
             out.append(StudyFigure(name: "selection_criteria", caption: "Which layer each criterion picks: COSMIC's cache-only score (ablation + addition cosine, validation prompts) per layer, with the layers picked by the cache ranking (validation Cohen's d), the model-based selection (bypass / induce / KL) and COSMIC; \"used\": the direction the abliterated systems use.", figure: MechanismFigures.criteria(d.cosmic, picks: d.picks)))

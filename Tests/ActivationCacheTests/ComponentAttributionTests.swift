@@ -51,6 +51,59 @@ struct ComponentAttributionTests {
         let instructionDiffers = e.row(0) != e.row(1), templateSame = t.row(0) == t.row(1)
         #expect(instructionDiffers)
         #expect(templateSame)
+
+        // h5py reads the same roles, hook positions, hook shape and values.
+        let py = TestPaths.root.appendingPathComponent(".venv-test/bin/python").path
+        if FileManager.default.isExecutableFile(atPath: py) {
+            let script = """
+            import h5py, sys
+            f = h5py.File(sys.argv[1], "r")
+            r = f.attrs["position_roles"]
+            print(r.decode() if isinstance(r, bytes) else r)
+            print(",".join(str(int(x)) for x in f.attrs["hook_positions"]))
+            h = f["hooks/blocks.29.hook_mlp_out"]
+            print(",".join(str(x) for x in h.shape))
+            print(repr(float(h[3, 1, 5])))
+            """
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: py)
+            p.arguments = ["-c", script, f.path]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            let lines = text.split(separator: "\n").map(String.init)
+            #expect(p.terminationStatus == 0)
+            #expect(lines.count == 4)
+            if lines.count == 4 {
+                #expect(lines[0] == "instruction_last," + Array(repeating: "post_instruction", count: 6).joined(separator: ","))
+                #expect(lines[1] == "-2,-1")
+                #expect(lines[2] == "4,2,576")
+                #expect(Float(Double(lines[3]) ?? .nan) == (try f.hook("blocks.29.hook_mlp_out", position: -1).row(3)[5]))
+            }
+        }
+    }
+
+    @Test("hook positions outside the recorded ones and unknown hook points are errors naming the key, before model work")
+    func badHookSettings() throws {
+        let enc = try ChatEncoder(path: TestPaths.smolGGUF, systemPrompt: .modelDefault)
+        let run = NSTemporaryDirectory() + "ablab-attribution-bad-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let prompts = [Prompt(id: "a", text: "Hello there", label: "harmless", split: "test")]
+        var o = RecordOptions(checkpoint: "smol")
+        o.hooks = ["blocks.*.hook_attn_out"]
+        o.hookPositions = .explicit([-9])           // "auto" records −6…−1 only
+        let e1 = #expect(throws: InputError.self) { try Recorder.plan(encoder: enc, prompts: prompts, run: run, options: o, checkMemory: false) }
+        #expect(e1?.description.contains("hook_positions") == true)
+        o.hookPositions = nil
+        o.hooks = ["blocks.*.hook_attn_in"]
+        let e2 = #expect(throws: InputError.self) { try Recorder.plan(encoder: enc, prompts: prompts, run: run, options: o, checkMemory: false) }
+        #expect(e2?.description.contains("hook_attn_in") == true)
+        o.hooks = ["blocks.*.hook_mlp_out"]
+        let plan = try Recorder.plan(encoder: enc, prompts: prompts, run: run, options: o, checkMemory: false)
+        #expect(plan.hooks == (0..<30).map { "blocks.\($0).hook_mlp_out" })
+        #expect(plan.hookPositions == Array(-6...(-1)))
     }
 
     @Test("embedding + attention and MLP terms of the blocks before layer l = the residual's projection, per prompt", arguments: [1, 12, 30])

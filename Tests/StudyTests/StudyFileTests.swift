@@ -217,6 +217,7 @@ struct StudyKeyTests {
         ("record.positions", base + "[record]\npositions = \"-5:\"\n"),
         ("record.dtype", base + "[record]\ndtype = \"float16\"\n"),
         ("record.hooks", base + "[record]\nhooks = [\"blocks.1.hook_attn_out\"]\n"),
+        ("record.hook_positions", base + "[record]\nhook_positions = \"-1\"\n"),
         ("record.compress", base + "[record]\ncompress = true\n"),
         ("analysis.bootstrap", base + "[analysis]\nbootstrap = 7\n"),
         ("analysis.max_components", base + "[analysis]\nmax_components = 7\n"),
@@ -270,6 +271,7 @@ struct StudyKeyTests {
         case "record.positions": #expect(s.positions == "-5:" && d.positions == "auto")
         case "record.dtype": #expect(s.dtype == "float16" && d.dtype == "float32")
         case "record.hooks": #expect(s.hooks == ["blocks.1.hook_attn_out"] && d.hooks.isEmpty)
+        case "record.hook_positions": #expect(s.hookPositions == "-1" && d.hookPositions == nil)
         case "record.compress": #expect(s.compress && !d.compress)
         case "analysis.bootstrap": #expect(s.bootstrap == 7 && d.bootstrap == 200)
         case "analysis.max_components": #expect(s.maxComponents == 7 && d.maxComponents == 32)
