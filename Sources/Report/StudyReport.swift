@@ -82,6 +82,8 @@ public struct ReportInputs: Sendable {
     public var subspace: SubspaceSweepData?
     /// What abliteration costs (`analysis/costs.csv`).
     public var costs: CostsData?
+    /// Arditi's full grid, one per checkpoint (`analysis/grid-<checkpoint>.csv`).
+    public var grids: [GridData] = []
     public var notes: [String: String] = [:]
     public init(run: String) { self.run = run }
 }
@@ -154,6 +156,7 @@ public enum StudyReport {
         if RunFolder.exists(run + "/analysis/subspace.csv") {
             r.subspace = attempt("subspace", run + "/analysis/subspace.csv") { try SubspaceSweepData.load(run: run) }
         }
+        do { r.grids = try GridData.loadAll(run: run) } catch { r.notes["grid"] = "\(error)" }
         if RunFolder.exists(run + "/analysis/costs.csv") {
             r.costs = attempt("costs", run + "/analysis/costs.csv") { try CostsData.load(run + "/analysis/costs.csv") }
         }
@@ -274,6 +277,10 @@ public enum StudyReport {
         }
         if let s = r.subspace, !s.points.isEmpty {
             out.append(StudyFigure(name: "subspace_refusal_vs_k", caption: SubspaceSection.caption(s), figure: SubspaceFigures.refusalVsK(s)))
+        }
+        for g in r.grids where !g.cells.isEmpty {
+            let best = g.bestBypass.map { " Lowest bypass with KL ≤ 0.1: layer \($0.layer), position \($0.position)." } ?? " No cell has KL ≤ 0.1."
+            out.append(StudyFigure(name: "grid_\(SafeFiles.sanitize(g.checkpoint))", caption: "Arditi et al.'s selection grid for \(SystemName.shortName(g.checkpoint)): every layer × post-instruction position's mean-diff direction scored on the validation prompts — bypass (refusal log-odds on harmful prompts with the direction ablated), induce (on harmless prompts with it added) and next-token KL on harmless prompts.\(best)", figure: GridFigures.grid(g)))
         }
         if let c = r.costs, !c.rows.isEmpty {
             out.append(StudyFigure(name: "abliteration_costs", caption: "What abliteration costs: (top) cross-entropy of each checkpoint's own greedy answers to the harmless test prompts under each system (the original's is its baseline); (bottom) harmful refusal rate of each system's answers cut to their first 48 tokens and in full (\(c.rows.first!.judge)).", figure: CostsFigures.costs(c)))

@@ -11,7 +11,7 @@ import HDF5
 
 /// The stages of a study, in order. Data flows one way.
 public enum Stage: String, CaseIterable, Sendable {
-    case record, analyze, select, generate, judge, probe, agree, subspace, costs, report
+    case record, analyze, select, grid, generate, judge, probe, agree, subspace, costs, report
 }
 
 /// One system of a checkpoint: the original model, or its abliteration at one α of the study.
@@ -223,6 +223,7 @@ public enum StageRegistry {
         .record: { try $0.recordStage() },
         .analyze: { try $0.analyzeStage() },
         .select: { try $0.selectStage() },
+        .grid: { try $0.gridStage() },
         .generate: { try $0.generateStage() },
         .judge: { try $0.judgeStage() },
         .probe: { try $0.probeStage() },

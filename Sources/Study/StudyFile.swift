@@ -102,6 +102,7 @@ public struct StudySpec: Codable, Sendable, Equatable {
     public var edit: String = "arditi"      // arditi | study (see EditScheme)
     public var skipBegin: Int = 1           // edit = study: first layers left unedited
     public var skipEnd: Int = 0             // edit = study: last layers left unedited
+    public var fullGrid: Bool = false       // Arditi's full layer × position grid (grid stage)
 
     // generation
     public var harmfulTest: Int
@@ -199,7 +200,7 @@ public enum StudyFile {
         let analysis = try r.table(root, "analysis") ?? TOMLTable()
         try r.allow(analysis, path: "analysis", keys: ["bootstrap", "max_components"])
         let abl = try r.table(root, "abliteration") ?? TOMLTable()
-        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required", "edit", "skip_begin", "skip_end"])
+        try r.allow(abl, path: "abliteration", keys: ["method", "layer", "position", "alphas", "export_weights", "select_top", "select_prompts", "select_required", "edit", "skip_begin", "skip_end", "full_grid"])
         let gen = try r.table(root, "generation") ?? TOMLTable()
         try r.allow(gen, path: "generation", keys: ["harmful", "harmless", "max_new_tokens", "batch_size", "costs"])
         let judges = try r.table(root, "judges") ?? TOMLTable()
@@ -300,6 +301,7 @@ public enum StudyFile {
         if spec.positions.isEmpty { throw r.error("record.positions", "must not be empty (e.g. \"-5:\")") }
         var spec2 = spec
         spec2.costs = try r.bool(gen, "generation.costs") ?? true
+        spec2.fullGrid = try r.bool(abl, "abliteration.full_grid") ?? false
         if let t = try r.table(root, "subspace") {
             try r.allow(t, path: "subspace", keys: ["ks", "bases", "threshold", "harmful", "harmless", "max_new_tokens", "checkpoints"])
             var sub = SubspaceSpec()

@@ -7,7 +7,7 @@ import Study
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a whole study from a TOML file: record → analyze → select → generate → judge → probe → agree → subspace → costs → report.",
+        abstract: "Run a whole study from a TOML file: record → analyze → select → grid → generate → judge → probe → agree → subspace → costs → report.",
         discussion: """
         A stage whose inputs (hashes of models, prompts and settings) are unchanged is skipped.
         RUN/manifest.json holds versions, hashes, settings and timings. Study keys: README, "Study files".

@@ -53,3 +53,23 @@ struct SubspaceReportTests {
         try CostsFigures.costs(d).validate(file: "costs")
     }
 }
+
+@Suite("Arditi grid in the report")
+struct GridReportTests {
+    @Test("grid files are read per checkpoint; the best bypass respects KL ≤ 0.1; the heatmaps validate")
+    func gridLoads() throws {
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("ablab-grid-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: run + "/analysis", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        var csv = "checkpoint,layer,position,bypass,induce,kl,addition_norm,baseline_harmful_refusal,baseline_harmless_refusal,prompts_per_label\n"
+        // layer 2 position -1 has the lowest bypass but KL 0.5; layer 1 position -2 is the best with KL ≤ 0.1
+        for (l, p, b, k) in [(1, -2, -1.0, 0.05), (1, -1, 0.5, 0.01), (2, -2, 0.0, 0.02), (2, -1, -3.0, 0.5)] {
+            csv += "m,\(l),\(p),\(b),1.0,\(k),2.0,1.0,-2.0,8\n"
+        }
+        try csv.write(toFile: run + "/analysis/grid-m.csv", atomically: true, encoding: .utf8)
+        let g = try #require(try GridData.loadAll(run: run).first)
+        #expect(g.checkpoint == "m" && g.layers == [1, 2] && g.positions == [-2, -1])
+        #expect(g.bestBypass?.layer == 1 && g.bestBypass?.position == -2)
+        try GridFigures.grid(g).validate(file: "grid")
+    }
+}

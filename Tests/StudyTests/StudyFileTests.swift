@@ -242,6 +242,7 @@ struct StudyKeyTests {
         ("judges.labels", base + "[[judges.labels]]\nname = \"h\"\nfile = \"h.csv\"\nid_column = \"qid\"\nsystem_column = \"model\"\nverdict_column = \"v\"\nrefusal_values = [\"yes\"]\n"),
         ("paper.data", base + "[paper]\ndata = \"d\"\n"),
         ("report.figures", base + "[report]\nfigures = \"f\"\n"),
+        ("abliteration.full_grid", base + "[abliteration]\nfull_grid = true\n"),
         ("generation.costs", base + "[generation]\ncosts = false\n"),
         ("subspace.ks", base + "[subspace]\nks = [4, 1, 4]\n"),
         ("subspace.bases", base + "[subspace]\nbases = [\"layers\"]\n"),
@@ -297,6 +298,7 @@ struct StudyKeyTests {
             #expect(s.labelJudges == [LabelJudgeSpec(name: "h", file: "h.csv", idColumn: "qid", systemColumn: "model", verdictColumn: "v", refusalValues: ["yes"])])
         case "paper.data": #expect(s.paperData == "d" && d.paperData == nil)
         case "report.figures": #expect(s.figures == "f" && d.figures == nil)
+        case "abliteration.full_grid": #expect(s.fullGrid && !d.fullGrid)
         case "generation.costs": #expect(!s.costs && d.costs)
         case "subspace.ks": #expect(s.subspace?.ks == [1, 4] && d.subspace == nil)
         case "subspace.bases": #expect(s.subspace?.bases == ["layers"] && SubspaceSpec().bases == ["pca", "layers"])
