@@ -339,6 +339,8 @@ extension AnalysisFigures {
                 k += 1
             }
         }
+        // Long pair names: below the plot rather than beside it (which squeezes the plot area).
+        ax.legend = .below
         // The debiased estimate can fall below 0 (no shared geometry beyond chance).
         ax.yLimits = isCKA ? .fixed(lowest < 0 ? max(-1, (lowest * 10).rounded(.down) / 10) : 0, 1) : .fixed(-1, 1)
         f.axes[0] = ax

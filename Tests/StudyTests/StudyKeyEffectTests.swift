@@ -80,6 +80,19 @@ final class StudyKeyEffectTests {
         #expect(Manifest.load(run: v)?.skippedTooLong?["record:smol"] == ["too-long"])
     }
 
+    @Test("[record] positions = \"auto+instruction\" and hook_positions: the instruction's last token is recorded, hooks at one position")
+    func instructionAndHookPositions() throws {
+        let v = try KeyRun.variant("hook_positions", stages: [.record]) {
+            $0.set("record", "positions", "\"auto+instruction\"")
+            $0.set("record", "hooks", "[\"blocks.1.hook_attn_out\"]"); $0.set("record", "hook_positions", "\"-1\"")
+        }
+        let c = try KeyRun.cache(v)
+        #expect(c.nPositions == 7)   // SmolLM2's six template tokens and the instruction's last token
+        #expect(c.header.hookPositions == [-1])
+        let all = try KeyRun.variant("hook_positions-all", stages: [.record]) { $0.set("record", "hooks", "[\"blocks.1.hook_attn_out\"]") }
+        #expect(try KeyRun.cache(all).header.hookPositions.count == 6)
+    }
+
     // MARK: prompts
 
     @Test("[prompts] files, train_per_class, validation_per_class, test_per_class: the roles and the recorded prompts follow")
@@ -134,6 +147,59 @@ final class StudyKeyEffectTests {
         // The generations record the edit they were made with: layers [20, L − 2).
         let rec = try #require(try KeyRun.generations(edit, abl).first)
         #expect(rec.settings?.edit == EditScheme(kind: .study, skipBegin: 20, skipEnd: 2))
+    }
+
+    @Test("[abliteration] method = per-layer, projected, norm-preserving: systems of those edits", arguments: ["per-layer", "projected", "norm-preserving"])
+    func studyMethods(method: String) throws {
+        let v = try KeyRun.variant("method-" + method, stages: [.select, .generate]) { $0.set("abliteration", "method", "\"\(method)\"") }
+        let abl = try #require(try KeyRun.systems(v).first { $0.contains("+abl-") })
+        #expect(abl.hasPrefix("smol+abl-\(method)-L"))
+        // The answers record the edit they were made with.
+        #expect(try KeyRun.generations(v, abl).allSatisfy { $0.settings?.method.rawValue == method })
+    }
+
+    @Test("[abliteration] full_grid: every layer × position scored on the validation prompts")
+    func fullGrid() throws {
+        #expect(!FileManager.default.fileExists(atPath: try KeyRun.base() + "/analysis/grid-smol.csv"))
+        // One recorded position keeps the grid small (every layer × every recorded position).
+        let v = try KeyRun.variant("full_grid", stages: [.record, .analyze, .grid]) {
+            $0.set("abliteration", "full_grid", "true"); $0.set("record", "positions", "\"-1\""); $0.set("abliteration", "position", "-1")
+        }
+        let rows = try KeyRun.csv(v + "/analysis/grid-smol.csv")
+        #expect(Set(rows.compactMap { $0["position"] }) == ["-1"])
+        #expect(Set(rows.compactMap { $0["layer"] }).count >= 24)
+    }
+
+    @Test("[generation] costs = false: no costs stage (on by default)")
+    func costsKey() throws {
+        #expect(FileManager.default.fileExists(atPath: try KeyRun.base() + "/analysis/costs.csv"))
+        let v = try KeyRun.variant("costs", stages: [.costs], removing: ["analysis/costs.csv", "analysis/costs"]) {
+            $0.set("generation", "costs", "false")
+        }
+        #expect(!FileManager.default.fileExists(atPath: v + "/analysis/costs.csv"))
+    }
+
+    @Test("[subspace] ks, bases, threshold, harmful, harmless, max_new_tokens, checkpoints: the sweep follows")
+    func subspaceKeys() throws {
+        #expect(!FileManager.default.fileExists(atPath: try KeyRun.base() + "/analysis/subspace.csv"))
+        func sweep(_ name: String, basis: String, threshold: String) throws -> String {
+            try KeyRun.variant(name, stages: [.subspace]) {
+                $0.set("subspace", "ks", "[1, 2]"); $0.set("subspace", "bases", "[\"\(basis)\"]")
+                $0.set("subspace", "threshold", threshold); $0.set("subspace", "harmful", "1"); $0.set("subspace", "harmless", "2")
+                $0.set("subspace", "max_new_tokens", "3"); $0.set("subspace", "checkpoints", "[\"smol\"]")
+            }
+        }
+        let v = try sweep("subspace-pca", basis: "pca", threshold: "0.5")
+        let rows = try KeyRun.csv(v + "/analysis/subspace.csv")
+        #expect(Set(rows.compactMap { $0["k"] }) == ["0", "1", "2"])
+        #expect(Set(rows.compactMap { $0["basis"] }) == ["original", "pca"])
+        #expect(rows.filter { $0["label"] == "harmful" }.allSatisfy { $0["total"] == "1" })
+        #expect(rows.filter { $0["label"] == "harmless" }.allSatisfy { $0["total"] == "2" })
+        #expect(rows.allSatisfy { $0["max_new_tokens"] == "3" && $0["checkpoint"] == "smol" })
+        #expect(try KeyRun.csv(v + "/analysis/subspace_resilience.csv").allSatisfy { $0["threshold"] == "0.5" })
+        let l = try sweep("subspace-layers", basis: "layers", threshold: "0.25")
+        #expect(Set(try KeyRun.csv(l + "/analysis/subspace.csv").compactMap { $0["basis"] }) == ["original", "layers"])
+        #expect(try KeyRun.csv(l + "/analysis/subspace_resilience.csv").allSatisfy { $0["threshold"] == "0.25" })
     }
 
     @Test("[abliteration] export_weights writes the abliterated system's GGUF")
