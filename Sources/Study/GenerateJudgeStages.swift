@@ -281,15 +281,8 @@ extension Pipeline {
     /// inputs (or has no stamp) moves to `generations/superseded/`; then the stamp is written.
     func claimGenerations(_ out: String, fingerprint fp: String) throws {
         let stamp = Self.inputsStamp(out)
-        let fm = FileManager.default
-        if fm.fileExists(atPath: out), (try? String(contentsOfFile: stamp, encoding: .utf8)) != fp {
-            let aside = (out as NSString).deletingLastPathComponent + "/superseded"
-            try SafeFiles.createDirectory(aside)
-            let target = aside + "/" + (out as NSString).lastPathComponent
-            try? fm.removeItem(atPath: target)
-            do { try fm.moveItem(atPath: out, toPath: target) } catch {
-                throw IOError(path: out, "cannot move answers made with other settings aside: \(error.localizedDescription)")
-            }
+        if FileManager.default.fileExists(atPath: out), (try? String(contentsOfFile: stamp, encoding: .utf8)) != fp,
+           try setAside(out, why: "cannot move answers made with other settings aside") {
             log.info("[generate] \((out as NSString).lastPathComponent) was made with other settings; moved to generations/superseded/")
         }
         try SafeFiles.atomicWrite(Data(fp.utf8), to: stamp)
@@ -304,17 +297,25 @@ extension Pipeline {
         let keep = Set(current.map { SafeFiles.sanitize($0) + ".jsonl" })
         let prefix = SafeFiles.sanitize(checkpoint + "+abl-")
         for f in files where f.hasPrefix(prefix) && !keep.contains(f) {
-            let aside = dir + "/superseded"
-            try SafeFiles.createDirectory(aside)
-            let target = aside + "/" + f
-            try? FileManager.default.removeItem(atPath: target)
-            do { try FileManager.default.moveItem(atPath: dir + "/" + f, toPath: target) } catch {
-                // Another task of the same checkpoint (a Slurm array) may have moved it first.
-                if !FileManager.default.fileExists(atPath: dir + "/" + f) { continue }
-                throw IOError(path: dir + "/" + f, "cannot move a superseded generation file aside: \(error.localizedDescription)")
+            if try setAside(dir + "/" + f, why: "cannot move a superseded generation file aside") {
+                log.info("[generate] \(f) is no longer a system of the study; moved to generations/superseded/")
             }
-            log.info("[generate] \(f) is no longer a system of the study; moved to generations/superseded/")
         }
+    }
+
+    /// Moves a generations file into `superseded/` next to it (replacing an older copy there). Returns false
+    /// when the file was already gone (another task of the same checkpoint, a Slurm array, moved it first).
+    func setAside(_ path: String, why: String) throws -> Bool {
+        let fm = FileManager.default
+        let aside = (path as NSString).deletingLastPathComponent + "/superseded"
+        try SafeFiles.createDirectory(aside)
+        let target = aside + "/" + (path as NSString).lastPathComponent
+        try? fm.removeItem(atPath: target)
+        do { try fm.moveItem(atPath: path, toPath: target) } catch {
+            if !fm.fileExists(atPath: path) { return false }
+            throw IOError(path: path, "\(why): \(error.localizedDescription)")
+        }
+        return true
     }
 
     /// Judge: every judge of the study on every generation. One stage per system (`judge:<system>`,

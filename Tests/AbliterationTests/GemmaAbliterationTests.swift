@@ -40,28 +40,6 @@ struct GemmaAbliterationTests {
         return (0..<d).map { Float(a[$0] - b[$0]) }
     }
 
-    /// Mean of |x·r̂|/|x| over every row of every resid_pre / resid_mid / resid_post hook.
-    final class MeanProbe {
-        var sum = 0.0, rows = 0
-        let u: [Float]
-        init(_ u: [Float]) { self.u = u }
-        var mean: Double { rows == 0 ? 0 : sum / Double(rows) }
-        func hooks(nLayers: Int) -> HookSet {
-            var s = HookSet()
-            for l in 0..<nLayers {
-                for p in [HookPoint.residPre, .residMid, .residPost] {
-                    s.add(layer: l, point: p) { [unowned self] a in
-                        for i in 0..<a.rowCount {
-                            let x = UnsafeBufferPointer(start: a.rows + i * a.dModel, count: a.dModel)
-                            self.sum += abs(dot(x, self.u)) / norm(x); self.rows += 1
-                        }
-                    }
-                }
-            }
-            return s
-        }
-    }
-
     @Test func inferenceTimeAblationIsExactAndTheWeightEditSaysItIsNot() throws {
         let m = try ChatModel(path: Self.path, chatFormat: "gemma3")
         let c = m.config
@@ -71,9 +49,8 @@ struct GemmaAbliterationTests {
         let prompt = m.encodeChat(user: "Tell me how to hotwire a car.")
 
         // Original model: how much of the stream lies along r̂.
-        let before = ModelAblationTests.ProjectionProbe(u), beforeMean = MeanProbe(u)
-        var bh = before.hooks(nLayers: c.nLayers); bh.merge(beforeMean.hooks(nLayers: c.nLayers))
-        _ = try greedy(m.transformer, prompt: prompt, n: 8, hooks: bh)
+        let before = ModelAblationTests.ProjectionProbe(u)
+        _ = try greedy(m.transformer, prompt: prompt, n: 8, hooks: before.hooks(nLayers: c.nLayers))
 
         // Inference-time ablation: nothing left at any residual hook.
         var hooks = try Ablation.hooks(direction: r, alpha: 1, nLayers: c.nLayers)
@@ -91,10 +68,9 @@ struct GemmaAbliterationTests {
         #expect(f.bool("ablab.abliteration.exact") == false)
         #expect(f.string("ablab.abliteration.note")?.contains("post_attention_norm") == true)
         let e = try ChatModel(path: out, chatFormat: "gemma3")
-        let edited = ModelAblationTests.ProjectionProbe(u), editedMean = MeanProbe(u)
-        var eh = edited.hooks(nLayers: c.nLayers); eh.merge(editedMean.hooks(nLayers: c.nLayers))
-        _ = try greedy(e.transformer, prompt: prompt, n: 8, hooks: eh)
-        print("Gemma-3-270M |x·r̂|/|x| over every residual hook (prefill + 8 decoding steps): original max \(before.worst) mean \(beforeMean.mean); inference-time ablation max \(ablated.worst); orthogonalized weights max \(edited.worst) mean \(editedMean.mean)")
+        let edited = ModelAblationTests.ProjectionProbe(u)
+        _ = try greedy(e.transformer, prompt: prompt, n: 8, hooks: edited.hooks(nLayers: c.nLayers))
+        print("Gemma-3-270M |x·r̂|/|x| over every residual hook (prefill + 8 decoding steps): original max \(before.worst) mean \(before.mean); inference-time ablation max \(ablated.worst); orthogonalized weights max \(edited.worst) mean \(edited.mean)")
         #expect(edited.worst > 1e-3, "the weight edit would be exact here; then the export should not say it is not")
         #expect(edited.worst < before.worst)
     }

@@ -9,9 +9,11 @@ extension RealModelTests {
     /// Captures |x·r̂| / |x| for every row of every residual hook point (resid_pre, resid_mid, resid_post of
     /// every block), after any edits registered before it.
     final class ProjectionProbe {
-        var worst = 0.0, largest = 0.0, rows = 0
+        var worst = 0.0, largest = 0.0, sum = 0.0, rows = 0
         let u: [Float]
         init(_ u: [Float]) { self.u = u }
+        /// Mean of |x·r̂| / |x| over the rows seen.
+        var mean: Double { rows == 0 ? 0 : sum / Double(rows) }
         func hooks(nLayers: Int) -> HookSet {
             var s = HookSet()
             for l in 0..<nLayers {
@@ -22,6 +24,7 @@ extension RealModelTests {
                             let r = abs(dot(x, self.u)) / norm(x)
                             self.worst = max(self.worst, r)
                             self.largest = max(self.largest, r)
+                            self.sum += r
                             self.rows += 1
                         }
                     }

@@ -298,7 +298,7 @@ final class StudyKeyEffectTests {
 
     @Test("[paper] data and [report] figures: judge calibration on the study's annotated responses; figures copied out")
     func paperAndFigures() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = KeyRun.root
         #expect(!FileManager.default.fileExists(atPath: try KeyRun.base() + "/agreement/calibration.csv"))
         let p = try KeyRun.variant("paper", stages: [.agree]) { $0.set("paper", "data", "\"\(root)/notebooks-scripts/data/paper\"") }
         let cal = try KeyRun.csv(p + "/agreement/calibration.csv")
@@ -311,9 +311,11 @@ final class StudyKeyEffectTests {
 
 /// The base run and its variants (in one temporary folder per test process).
 enum KeyRun {
+    /// The package root (this file is Tests/StudyTests/StudyKeyEffectTests.swift).
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     static var model: String? {
         let d = ProcessInfo.processInfo.environment["ABLAB_MODELS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/models"
+            ?? root + "/models"
         let p = d + "/SmolLM2-135M-Instruct.Q4_1.gguf"
         return FileManager.default.fileExists(atPath: p) ? p : nil
     }
@@ -364,7 +366,6 @@ enum KeyRun {
         let r = Result<String, any Error> {
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
             var lines: [String] = []
             for label in ["harmful", "harmless"] {
                 let all = try String(contentsOfFile: root + "/notebooks-scripts/data/prompts/\(label).jsonl", encoding: .utf8)
