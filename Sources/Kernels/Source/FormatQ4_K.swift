@@ -14,19 +14,32 @@ enum Q4_KFormat: BlockDecoder {
         return (Float(sc), Float(mn))
     }
 
-    @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
+    static var pieces: Int { 8 }
+
+    /// Sub-block j (elements 32j ..< 32j + 32): the low (j even) or high nibbles of qs[32(j/2) ..< +32].
+    @inline(__always) static func decode(_ p: UnsafeRawPointer, piece j: Int, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
+        let (sc, mn) = scaleMin((p + 4).assumingMemoryBound(to: UInt8.self), j)
+        let dj = V16(repeating: blockScale(p, 0) * sc), dmj = V16(repeating: -(blockScale(p, 2) * mn))
+        let qa = widenU8(p + 16 + 32 * (j >> 1)), qb = widenU8(p + 16 + 32 * (j >> 1) + 16)
+        out[0] = dmj.addingProduct(dj, floatOf(j & 1 == 0 ? qa & 0x0F : qa &>> 4))
+        out[1] = dmj.addingProduct(dj, floatOf(j & 1 == 0 ? qb & 0x0F : qb &>> 4))
+    }
+
+    @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
         let d = blockScale(p, 0), dmin = blockScale(p, 2)
         let s = (p + 4).assumingMemoryBound(to: UInt8.self)
         for g in 0..<4 {
+            // (d · sc) · q is exact (11 + 6 + 4 significant bits), so subtracting dmin · m in a fused
+            // multiply-add rounds once, as the product and then the difference do.
             let (sc0, m0) = scaleMin(s, 2 * g), (sc1, m1) = scaleMin(s, 2 * g + 1)
-            let d0 = V16(repeating: d * sc0), dm0 = V16(repeating: dmin * m0)
-            let d1 = V16(repeating: d * sc1), dm1 = V16(repeating: dmin * m1)
+            let d0 = V16(repeating: d * sc0), dm0 = V16(repeating: -(dmin * m0))
+            let d1 = V16(repeating: d * sc1), dm1 = V16(repeating: -(dmin * m1))
             let qa = widenU8(p + 16 + 32 * g), qb = widenU8(p + 16 + 32 * g + 16)
             let o = out + 4 * g
-            o[0] = d0 * floatOf(qa & 0x0F) - dm0
-            o[1] = d0 * floatOf(qb & 0x0F) - dm0
-            o[2] = d1 * floatOf(qa &>> 4) - dm1
-            o[3] = d1 * floatOf(qb &>> 4) - dm1
+            o[0] = dm0.addingProduct(d0, floatOf(qa & 0x0F))
+            o[1] = dm0.addingProduct(d0, floatOf(qb & 0x0F))
+            o[2] = dm1.addingProduct(d1, floatOf(qa &>> 4))
+            o[3] = dm1.addingProduct(d1, floatOf(qb &>> 4))
         }
     }
 }

@@ -1,16 +1,13 @@
 /// Q5_0 (32 elements, 22 bytes): d: f16, qh: u32 (bit e = fifth bit of element e), qs: u8[16] as Q4_0;
-/// x = d · (q − 16).
+/// x = d · (q − 16) (an exact product).
 enum Q5_0Format: BlockDecoder {
     static var elements: Int { 32 }
     static var bytes: Int { 22 }
-    @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>) {
+    @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
         let d = V16(repeating: blockScale(p, 0))
-        let qh = U16(repeating: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+        let qh = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self))   // bit e: element e
         let q = widenU8(p + 6)
-        let lane = laneIndex()
-        let lo = (q & 0x0F) | (((qh &>> lane) & 1) &<< 4)
-        let hi = (q &>> 4) | (((qh &>> (lane &+ 16)) & 1) &<< 4)
-        out[0] = d * floatOf(unsafeBitCast(lo, to: I16.self) &- 16)
-        out[1] = d * floatOf(unsafeBitCast(hi, to: I16.self) &- 16)
+        out[0] = d * floatOf((q & 0x0F) | fifthBits(qh &<< 4, lanes), minus: 16)
+        out[1] = d * floatOf((q &>> 4) | fifthBits(qh &>> 12, lanes), minus: 16)
     }
 }

@@ -33,6 +33,37 @@ typealias U16 = SIMD16<UInt32>
     unsafeBitCast(q | 0x4B00_0000, to: V16.self) - V16(repeating: 8_388_608)
 }
 
+/// Exact Float of q − bias for small non-negative integers q (< 2²³) and an integer bias ≤ 2²³: the bits
+/// of 2²³ + q minus (2²³ + bias), one subtraction of two floats of the same binade, so exact. The OR merges
+/// with the masking that extracts q into one instruction where the CPU has a ternary logic op.
+@inline(__always) func floatOf(_ q: U16, minus bias: Float) -> V16 {
+    unsafeBitCast(q | 0x4B00_0000, to: V16.self) - V16(repeating: 8_388_608 + bias)
+}
+
+/// lane i = i, as a value the optimizer cannot see through. With the constant (`laneIndex()`), LLVM
+/// splits variable shifts by it into pieces per lane range (inserts, permutes: several times the
+/// instructions); from memory it stays one shift. Public and mutable so that no pass can assume its
+/// value; never written. The kernels load it once per call and pass it to `BlockDecoder.decode`.
+public nonisolated(unsafe) var opaqueLaneIndex = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+/// The fifth bits of Q5_0 / Q5_1 at bit 4 of each lane: lane i's bit sits at bit i + 4 of `word`
+/// (the caller shifts the 32-bit qh into place), so one variable shift right by the lane index and one
+/// mask, which merges with the caller's OR.
+@inline(__always) func fifthBits(_ word: UInt32, _ lanes: U16) -> U16 {
+    (U16(repeating: word) &>> lanes) & 0x10
+}
+
+/// Bits s and s + 1 of every lane moved to bits 4 and 5 (one shift and one mask; s is a constant
+/// once the callers' loops are unrolled).
+@inline(__always) func twoBitsTo4(_ h: U16, _ s: Int) -> U16 {
+    s <= 4 ? (h &<< UInt32(4 - s)) & 0x30 : (h &>> UInt32(s - 4)) & 0x30
+}
+
+/// Bit s of every lane moved to bit 4.
+@inline(__always) func bitTo4(_ h: U16, _ s: Int) -> U16 {
+    s <= 4 ? (h &<< UInt32(4 - s)) & 0x10 : (h &>> UInt32(s - 4)) & 0x10
+}
+
 /// Exact Float of small signed integers (|q| < 2²²): the bits of 1.5·2²³ + q, minus 1.5·2²³.
 @inline(__always) func floatOf(_ q: I16) -> V16 {
     unsafeBitCast(q &+ 0x4B40_0000, to: V16.self) - V16(repeating: 12_582_912)
@@ -86,12 +117,22 @@ protocol BlockDecoder {
     /// Bytes of one block.
     static var bytes: Int { get }
     /// The block at `p` as elements/16 vectors.
-    static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>)
+    static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>, _ lanes: U16)
     /// Element e of a row (float types only: the tail past the last whole vector).
     static func element(_ row: UnsafeRawPointer, _ e: Int) -> Float
+    /// Pieces of a block for the few-rows path: the K-quants decode one 32-element sub-block at a time,
+    /// so that four rows' pieces stay in registers (a whole 256-element block of four rows is 64
+    /// vectors: through the stack). Elements stay in order, so the sums are those of whole blocks.
+    static var pieces: Int { get }
+    /// Piece `piece` of the block at `p` as elements/16/pieces vectors.
+    static func decode(_ p: UnsafeRawPointer, piece: Int, _ out: UnsafeMutablePointer<V16>, _ lanes: U16)
 }
 
 extension BlockDecoder {
+    static var pieces: Int { 1 }
+    @inline(__always) static func decode(_ p: UnsafeRawPointer, piece: Int, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
+        decode(p, out, lanes)
+    }
     static func element(_ row: UnsafeRawPointer, _ e: Int) -> Float { preconditionFailure("block formats have no tail") }
 }
 

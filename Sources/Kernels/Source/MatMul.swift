@@ -67,12 +67,13 @@ extension Impl {
         let k = w.cols
         let nb = k / D.elements
         let k16 = nb * D.elements
+        let lanes = opaqueLaneIndex
         for (r, j) in rows.enumerated() {
             let row = w.base + j * w.rowBytes
             let o = out + r * k
             var b = 0
             while b < nb {
-                decodeInto(D.self, row + b * D.bytes, o + b * D.elements)
+                decodeInto(D.self, row + b * D.bytes, o + b * D.elements, lanes)
                 b += 1
             }
             var e = k16
@@ -81,9 +82,9 @@ extension Impl {
     }
 
     @inline(__always)
-    static func decodeInto<D: BlockDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ o: UnsafeMutablePointer<Float>) {
+    static func decodeInto<D: BlockDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ o: UnsafeMutablePointer<Float>, _ lanes: U16) {
         withUnsafeTemporaryAllocation(of: V16.self, capacity: D.elements / 16) { buf in
-            D.decode(p, buf.baseAddress!)
+            D.decode(p, buf.baseAddress!, lanes)
             for s in 0..<(D.elements / 16) { store16(buf[s], o + 16 * s) }
         }
     }
@@ -96,10 +97,12 @@ extension Impl {
                                                  out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
         let k = w.cols
         let S = D.elements / 16
+        let P = S / D.pieces   // vectors per piece
         let nb = k / D.elements
         let k16 = nb * D.elements
         let groupBytes = 4 * w.rowBytes
         let ahead = groupBytes * max(1, (prefetchBytes + groupBytes - 1) / groupBytes)
+        let lanes = opaqueLaneIndex
         withUnsafeTemporaryAllocation(of: V16.self, capacity: 4 * S) { tmp in
             let wb = tmp.baseAddress!
             var j = columns.lowerBound
@@ -116,12 +119,15 @@ extension Impl {
                             while pf < pfEnd { prefetch(pf); pf += 64 }
                         }
                         let o = b * D.bytes
-                        D.decode(r0 + o, wb); D.decode(r1 + o, wb + S); D.decode(r2 + o, wb + 2 * S); D.decode(r3 + o, wb + 3 * S)
-                        let xb = xi + b * D.elements
-                        for s in 0..<S {
-                            let xv = load16(xb + 16 * s)
-                            a0.addProduct(xv, wb[s]); a1.addProduct(xv, wb[S + s])
-                            a2.addProduct(xv, wb[2 * S + s]); a3.addProduct(xv, wb[3 * S + s])
+                        for piece in 0..<D.pieces {
+                            D.decode(r0 + o, piece: piece, wb, lanes); D.decode(r1 + o, piece: piece, wb + P, lanes)
+                            D.decode(r2 + o, piece: piece, wb + 2 * P, lanes); D.decode(r3 + o, piece: piece, wb + 3 * P, lanes)
+                            let xb = xi + b * D.elements + piece * 16 * P
+                            for s in 0..<P {
+                                let xv = load16(xb + 16 * s)
+                                a0.addProduct(xv, wb[s]); a1.addProduct(xv, wb[P + s])
+                                a2.addProduct(xv, wb[2 * P + s]); a3.addProduct(xv, wb[3 * P + s])
+                            }
                         }
                         b += 1
                     }
@@ -146,7 +152,7 @@ extension Impl {
                     var a0 = V16()
                     var b = 0
                     while b < nb {
-                        D.decode(r0 + b * D.bytes, wb)
+                        D.decode(r0 + b * D.bytes, wb, lanes)
                         let xb = xi + b * D.elements
                         for s in 0..<S { a0.addProduct(load16(xb + 16 * s), wb[s]) }
                         b += 1
