@@ -7,8 +7,9 @@
 ///
 /// The canonical order of a dot product over k values (weights × activations, attention scores):
 /// sixteen partial sums, lane l accumulating the products of the elements k ≡ l (mod 16) in increasing k
-/// with fused multiply-adds; then the sixteen lanes summed left to right; then the elements past the last
-/// multiple of 16, one at a time with fused multiply-adds. Every output is reduced by one thread in this
+/// with fused multiply-adds; then the sixteen lanes reduced pairwise (lane i + lane i + 8 for i < 8, then
+/// i + i + 4, then i + i + 2, then lane 0 + lane 1); then the sum of the elements past the last multiple
+/// of 16 (one at a time with fused multiply-adds, from 0) is added. Every output is reduced by one thread in this
 /// order, whatever the number of rows, the tiling, the thread split or the CPU, so results do not depend on
 /// `--threads`, batching or the machine.
 

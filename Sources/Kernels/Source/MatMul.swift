@@ -2,7 +2,7 @@ import KernelABI
 
 // out[i, j] (+)= x[i, :] · W[j, :] for every stored format, in the canonical order (see KernelABI):
 // lane l of a 16-lane accumulator sums the products of elements p ≡ l (mod 16), then the lanes are
-// summed left to right, then the tail past the last multiple of 16 (float formats only) is added.
+// reduced pairwise (`hsum`), then the tail past the last multiple of 16 (float formats only) is added.
 //
 // Two ways to the same numbers:
 // - few rows of x (decoding): blocks of four rows of W are decoded in registers and multiplied at once;
