@@ -12,6 +12,7 @@
 # as "not run" with the reason; a later run tries the same build again only with BENCH_RETRY_LLAMACPP=1.
 #
 # Environment: ABLAB_MODELS_DIR (default ./models), BENCH_MODELS (file names, space separated),
+# BENCH_LARGE_MODELS (ablab alone, when present; default the 1.5B of `make models-large`), BENCH_PROFILE (1),
 # BENCH_N (64), BENCH_THREADS (2), BENCH_NEW_TOKENS (64), BENCH_BATCH (16), BENCH_RECORD_ALL (1),
 # BENCH_TIMEOUT (seconds per program, 3600), BENCH_VENV (.venv-bench), ABLAB (.build/release/ablab),
 # BENCH_OUT (runs/bench), BENCH_REPORT (notebooks-scripts/bench/results.md).
@@ -176,7 +177,36 @@ for model in "${MODELS[@]}"; do
   fi
 done
 
-python3 "$BENCH/report.py" --dir "$OUT" --out "$REPORT" "${MODELS[@]}"
+# Where the time goes: each workload of each model sampled once more with `perf` (profile.py); report.py
+# shows the profile under every target that is not met. Skipped with BENCH_PROFILE=0.
+if [ "${BENCH_PROFILE:-1}" = 1 ] && [ -x "$ABLAB" ]; then
+  for model in "${MODELS[@]}"; do
+    path="$MODELS_DIR/$model"; stem="${model%.gguf}"
+    [ -f "$path" ] || continue
+    for w in record generate_batched decode_single; do
+      log "profile $stem $w ..."
+      python3 "$BENCH/profile.py" --ablab "$ABLAB" --model "$path" --prompts "$PROMPTS" --workload "$w" \
+        --n 32 --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH" --json "$OUT/profile-$stem-$w.json" \
+        2>> "$LOGS/profile.err" || log "profile $stem $w failed (see $LOGS/profile.err)"
+    done
+  done
+fi
+
+# The larger checkpoint (`make models-large`), ablab alone: its rates and peak RSS (target ≤ 2.0 GB for
+# record and generate). The peers and record_all are not run on it (PyTorch would need ~6 GB and an hour).
+LARGE=()
+for model in ${BENCH_LARGE_MODELS-Qwen2.5-Coder-1.5B-Instruct.gguf}; do
+  path="$MODELS_DIR/$model"; stem="${model%.gguf}"
+  if [ -f "$path" ] && [ -x "$ABLAB" ]; then
+    run_one ablab "$model" "$OUT/ablab-$stem.json" "ablab-$stem" "$ABLAB" bench --model "$path" --prompts "$PROMPTS" \
+      --n "${BENCH_LARGE_N:-16}" --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH" --json "$OUT/ablab-$stem.json"
+    LARGE+=("$model")
+  else
+    log "skipping $model: not in $MODELS_DIR (make models-large)"
+  fi
+done
+
+python3 "$BENCH/report.py" --dir "$OUT" --out "$REPORT" "${MODELS[@]}" "${LARGE[@]}"
 
 # `ablab serve` with 16 concurrent openai clients next to generate_batched (the openai client is in the
 # test venv, made by `make venv-test`); appends its section to the report.
