@@ -97,6 +97,7 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .customLong("top-p")) var topP: Float = 1
     @Option(name: .long) var seed: UInt64 = 0
     @Option(name: .long, help: "Sequences decoded together.") var batch: Int = 8
+    @Option(name: .long, help: computeHelp) var compute: String = "f32"
     @OptionGroup var direction: DirectionOptions
     @Option(name: .customLong("ablate-direction"), help: "Same as --direction.") var ablateDirection: String?
     @Option(name: .long, help: "Ablation strength: x ← x − α (x·r̂) r̂.") var alpha: Double = 1
@@ -113,6 +114,7 @@ struct Generate: AsyncParsableCommand {
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
+            let mode = try computeMode(compute)
             var dirOpts = direction
             if let ablateDirection { dirOpts.directionFile = ablateDirection }
             let vector = try dirOpts.load(modelPath: modelOptions.model)
@@ -121,11 +123,13 @@ struct Generate: AsyncParsableCommand {
             let sampling = SamplingOptions(temperature: temperature, topP: topP, seed: seed)
             func checkFirst(_ list: [Prompt]) throws {
                 try GenerationRun.preflight(encoder: encoder, prompts: list,
-                                            options: GenerationOptions(maxNewTokens: maxNewTokens, eosIds: [], sampling: sampling, maxBatch: batch))
+                                            options: GenerationOptions(maxNewTokens: maxNewTokens, eosIds: [], sampling: sampling, maxBatch: batch),
+                                            compute: mode)
             }
             if let prompt {
                 try checkFirst([Prompt(id: "--prompt", text: prompt, label: "", origin: PromptOrigin(file: "--prompt", line: nil))])
                 let model = try ChatModel(encoder: encoder)
+                try model.transformer.setCompute(mode)
                 let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds, sampling: sampling, maxBatch: batch)
                 var hooks = HookSet()
                 if let vector {
@@ -153,6 +157,7 @@ struct Generate: AsyncParsableCommand {
             }
             try checkFirst(all)
             let model = try ChatModel(encoder: encoder)
+            try model.transformer.setCompute(mode)
             let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds, sampling: sampling, maxBatch: batch)
             let checkpoint = name ?? checkpointName(modelOptions.model)
             var setting: AbliterationSetting? = nil
