@@ -82,7 +82,8 @@ struct Generate: AsyncParsableCommand {
         A set:       ablab generate --model M --prompts P.jsonl [--split test] [--harmful N --harmless N] \\
                        [--direction D.npy --alpha A --layer L --position P] --out OUT.jsonl
         OUT.jsonl gets one line per prompt {id, label, system, checkpoint, settings, prompt, response,
-        tokens, finish_reason}; rerun after an interruption, it continues where it stopped.
+        tokens, finish_reason, and compute when not f32}; rerun after an interruption, it continues where it
+        stopped (in the same --compute mode).
         A model exported by `ablab abliterate` is named by the setting stored in its metadata.
         """)
     @OptionGroup var global: GlobalOptions
