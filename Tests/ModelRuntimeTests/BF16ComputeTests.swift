@@ -206,7 +206,7 @@ struct BF16ComputeTests {
         #expect(m.compute == .f32)
     }
 
-    @Test("bf16 greedy generation on SmolLM2 does not depend on --batch (rows per product) or the thread count",
+    @Test("bf16 greedy generation on SmolLM2 does not depend on --batch (rows per product)",
           .enabled(if: runsHere, skipReason))
     func generationIndependentOfBatch() throws {
         guard let path = TestModels.ggufFile(TestModels.smol) else { return }
@@ -217,11 +217,9 @@ struct BF16ComputeTests {
         func run(batch: Int) throws -> [[Int]] {
             try gen.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 12, eosIds: [], maxBatch: batch)).map(\.tokens)
         }
+        // (the global thread count is left alone: other suites run concurrently; `bitIdentity` varies threads)
         let all = try run(batch: 5)
-        let saved = CPUKernels.threads
-        CPUKernels.threads = 1
         let pairs = try run(batch: 2), single = try run(batch: 1)
-        CPUKernels.threads = saved
         #expect(pairs == all && single == all)
     }
 }
