@@ -15,8 +15,15 @@ func kernels(_ name: String, cpu: String?) -> Target {
 #if arch(x86_64)
 let kernelPaths = [kernels("KernelsPortable", cpu: nil), kernels("KernelsAVX2", cpu: "haswell"),
                    kernels("KernelsAVX512", cpu: "skylake-avx512")]
+// `--compute bf16`'s kernels (vdpbf16ps), in C: Swift cannot name the bfloat vectors its intrinsic takes.
+// Built for AVX-512 F/BW/DQ/VL + BF16 only (a subset of every CPU with avx512_bf16: Cooper Lake, Sapphire
+// Rapids and later, Zen 4 and later), and called only where the CPU's flags list all of them.
+let computePaths: [Target] = [.target(name: "KernelsBF16", path: "Sources/Kernels/BF16", cSettings: [
+    .unsafeFlags(["-O2", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-ffp-contract=off"]),
+])]
 #else
 let kernelPaths = [kernels("KernelsPortable", cpu: nil)]
+let computePaths: [Target] = []
 #endif
 
 let package = Package(
@@ -47,7 +54,7 @@ let package = Package(
         // Pipeline stages, data flowing one way.
         // The compute kernels: the contract, and one build per CPU path.
         .target(name: "KernelABI"),
-        .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore", "KernelABI"] + kernelPaths.map { .target(name: $0.name) },
+        .target(name: "ModelRuntime", dependencies: ["LinearAlgebra", "AblabCore", "KernelABI"] + (kernelPaths + computePaths).map { .target(name: $0.name) },
                 swiftSettings: fast),
         .target(name: "ActivationCache", dependencies: ["HDF5", "LinearAlgebra", "AblabCore"]),
         .target(name: "Recording", dependencies: ["ModelRuntime", "ActivationCache", "HDF5", "AblabCore"]),
@@ -83,7 +90,7 @@ let package = Package(
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "AbliterationTests", dependencies: ["Abliteration"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "ModelRuntime", "AblabCore"]),
-    ] + kernelPaths,
+    ] + kernelPaths + computePaths,
     swiftLanguageModes: [.v6]
 )
 

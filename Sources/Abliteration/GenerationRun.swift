@@ -21,17 +21,20 @@ public struct GenerationRecord: Codable, Sendable, Equatable {
     public var tokens: Int
     /// "eos" or "length".
     public var finishReason: String
+    /// How the weight products were computed when not in f32: "bf16" (`ComputeMode`); absent for f32.
+    public var compute: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, label, system, checkpoint, settings, prompt, response, thinking, tokens
+        case id, label, system, checkpoint, settings, prompt, response, thinking, tokens, compute
         case finishReason = "finish_reason"
     }
 
     public init(id: String, label: String, system: String, checkpoint: String, settings: AbliterationSetting?,
-                prompt: String, response: String, thinking: String? = nil, tokens: Int, finishReason: String) {
+                prompt: String, response: String, thinking: String? = nil, tokens: Int, finishReason: String,
+                compute: String? = nil) {
         self.id = id; self.label = label; self.system = system; self.checkpoint = checkpoint; self.settings = settings
         self.prompt = prompt; self.response = response; self.thinking = thinking; self.tokens = tokens
-        self.finishReason = finishReason
+        self.finishReason = finishReason; self.compute = compute
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -42,6 +45,7 @@ public struct GenerationRecord: Codable, Sendable, Equatable {
         try c.encode(prompt, forKey: .prompt); try c.encode(response, forKey: .response)
         if let thinking { try c.encode(thinking, forKey: .thinking) }
         try c.encode(tokens, forKey: .tokens); try c.encode(finishReason, forKey: .finishReason)
+        if let compute { try c.encode(compute, forKey: .compute) }
     }
 
     /// One JSON line (sorted keys, so files are byte-comparable), with the trailing newline.
@@ -75,15 +79,17 @@ public enum GenerationRun {
     /// Returns the memory estimate.
     @discardableResult
     public static func preflight(encoder: ChatEncoder, prompts: [Prompt], options: GenerationOptions,
-                                 lengthRemedy: String = "or lower --max-new-tokens",
+                                 compute: ComputeMode = .f32, lengthRemedy: String = "or lower --max-new-tokens",
                                  memoryRemedy: String = "lower --batch or --max-new-tokens, or use a smaller quantization or model") throws -> MemoryEstimate {
         var longest = 1
         for p in prompts {
             let t = try encoder.encodeChecked(p, newTokens: options.maxNewTokens, remedy: lengthRemedy).get()
             longest = max(longest, t.count)
         }
-        let need = ModelMemory.estimate(header: encoder.header, workload: .generation(batch: min(options.maxBatch, max(prompts.count, 1)),
-                                                                                     longestPrompt: longest, maxNewTokens: options.maxNewTokens))
+        var workload = MemoryWorkload.generation(batch: min(options.maxBatch, max(prompts.count, 1)),
+                                                 longestPrompt: longest, maxNewTokens: options.maxNewTokens)
+        workload.compute = compute
+        let need = ModelMemory.estimate(header: encoder.header, workload: workload)
         try ModelMemory.check(need, file: encoder.path, remedy: memoryRemedy)
         return need
     }
@@ -136,7 +142,9 @@ public enum GenerationRun {
         for p in prompts where !seen.insert(p.id).inserted {
             throw AbliterationError(file: out, key: p.id, "prompt id appears twice in the prompt set")
         }
-        let (done, discarded) = try readExisting(out, system: system)
+        // Answers computed in bf16 say so on every line; a file is never continued in the other mode.
+        let compute = model.transformer.compute == .f32 ? nil : model.transformer.compute.rawValue
+        let (done, discarded) = try readExisting(out, system: system, compute: compute)
         let todo = prompts.filter { !done.contains($0.id) }
         var summary = GenerationSummary(path: out, skipped: prompts.count - todo.count, written: 0, discardedBytes: discarded)
         if discarded > 0 { log.warning("\(out): discarded a torn last line (\(discarded) bytes)") }
@@ -169,7 +177,7 @@ public enum GenerationRun {
                 let (thinking, answer) = model.splitThinking(model.decode(r.tokens))
                 let rec = GenerationRecord(id: p.id, label: p.label, system: system, checkpoint: checkpoint, settings: setting,
                                            prompt: p.text, response: answer, thinking: thinking, tokens: r.tokens.count,
-                                           finishReason: r.finishReason.rawValue)
+                                           finishReason: r.finishReason.rawValue, compute: compute)
                 let offset = (try? handle.offset()) ?? 0
                 if let failure = appendLine(handle.fileDescriptor, try? rec.jsonLine()) {
                     // Cut a half-written line off so the file holds only complete answers.
@@ -198,7 +206,7 @@ public enum GenerationRun {
     }
 
     /// Ids of complete lines already in `path` (all must belong to `system`); truncates a torn last line.
-    static func readExisting(_ path: String, system: String) throws -> (Set<String>, Int) {
+    static func readExisting(_ path: String, system: String, compute: String? = nil) throws -> (Set<String>, Int) {
         guard FileManager.default.fileExists(atPath: path) else { return ([], 0) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IOError(path: path, "cannot read the existing generations file")
@@ -225,6 +233,10 @@ public enum GenerationRun {
             guard rec.system == system else {
                 throw InputError(file: path, line: lineNo, key: "system",
                                  "holds answers of \"\(rec.system)\", not \"\(system)\"; use another output file")
+            }
+            guard rec.compute == compute else {
+                throw InputError(file: path, line: lineNo, key: "compute",
+                                 "holds answers computed in \(rec.compute ?? "f32"), not \(compute ?? "f32"); use another output file or the same --compute")
             }
             ids.insert(rec.id)
             start = end + 1

@@ -38,14 +38,18 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
     /// The positions the hooks under /hooks are stored at: a subset of `positions`, in the same order
     /// (attribute `hook_positions`; absent: every position).
     public var hookPositions: [Int32]
+    /// How the model's weight products were computed: "f32" or "bf16" (`ComputeMode`; attribute `compute`,
+    /// absent in files of older ablab, which computed in f32).
+    public var compute: String
 
     public init(checkpoint: String, modelPath: String, modelSHA256: String, architecture: String, nLayers: Int,
                 dModel: Int, systemPrompt: String, positions: [Int32], ablabVersion: String = AblabVersion.string,
-                created: String = "", positionRoles: [PositionRole] = [], hookPositions: [Int32]? = nil) {
+                created: String = "", positionRoles: [PositionRole] = [], hookPositions: [Int32]? = nil, compute: String = "f32") {
         self.checkpoint = checkpoint; self.modelPath = modelPath; self.modelSHA256 = modelSHA256
         self.architecture = architecture; self.nLayers = nLayers; self.dModel = dModel
         self.systemPrompt = systemPrompt; self.positions = positions; self.ablabVersion = ablabVersion
         self.created = created; self.positionRoles = positionRoles; self.hookPositions = hookPositions ?? positions
+        self.compute = compute
     }
 
     /// The role of relative position `position` (nil: not recorded or not said).
@@ -77,6 +81,7 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
         try f.setAttribute("created", created)
         if !positionRoles.isEmpty { try f.setAttribute("position_roles", positionRoles.map(\.rawValue).joined(separator: ",")) }
         if hookPositions != positions { try f.setAttribute("hook_positions", hookPositions) }
+        try f.setAttribute("compute", compute)
     }
 
     static func read(from f: H5File) throws -> ActivationHeader {
@@ -101,13 +106,14 @@ public struct ActivationHeader: Codable, Equatable, Sendable {
             }
         }
         let hookPositions: [Int32]? = try f.hasAttribute("hook_positions") ? f.int32ArrayAttribute("hook_positions") : nil
+        let compute = try f.hasAttribute("compute") ? f.stringAttribute("compute") : "f32"
         return ActivationHeader(
             checkpoint: try f.stringAttribute("checkpoint"), modelPath: try f.stringAttribute("model_path"),
             modelSHA256: try f.stringAttribute("model_sha256"), architecture: try f.stringAttribute("architecture"),
             nLayers: try f.intAttribute("n_layers"), dModel: try f.intAttribute("d_model"),
             systemPrompt: try f.stringAttribute("system_prompt"), positions: try f.int32ArrayAttribute("positions"),
             ablabVersion: try f.stringAttribute("ablab_version"), created: try f.stringAttribute("created"),
-            positionRoles: roles, hookPositions: hookPositions)
+            positionRoles: roles, hookPositions: hookPositions, compute: compute)
     }
 
     func validate(path: String) throws {
@@ -214,6 +220,8 @@ struct RecordingFingerprint: Codable, Equatable {
     var systemPromptSHA256: String
     var shard: String
     var formatVersion: Int
+    /// nil: f32 (fingerprints of older ablab have no such field).
+    var compute: String? = nil
 
     /// Names of fields that differ, for the error message.
     func differences(from o: RecordingFingerprint) -> [String] {
@@ -229,6 +237,7 @@ struct RecordingFingerprint: Codable, Equatable {
         if systemPromptSHA256 != o.systemPromptSHA256 { d.append("system prompt") }
         if shard != o.shard { d.append("shard (\(o.shard) → \(shard))") }
         if formatVersion != o.formatVersion { d.append("format version") }
+        if (compute ?? "f32") != (o.compute ?? "f32") { d.append("compute (\(o.compute ?? "f32") → \(compute ?? "f32"))") }
         return d
     }
 

@@ -120,7 +120,8 @@ public final class ActivationCacheWriter {
             nPrompts: prompts.count, positions: header.positions,
             hookPositions: header.hookPositions == header.positions ? nil : header.hookPositions, hooks: options.hooks.sorted(), dtype: options.dtype,
             nLayers: header.nLayers, dModel: header.dModel, systemPromptSHA256: SHA256.hex(Data(header.systemPrompt.utf8)),
-            shard: shard.description, formatVersion: ActivationSchema.formatVersion)
+            shard: shard.description, formatVersion: ActivationSchema.formatVersion,
+            compute: header.compute == "f32" ? nil : header.compute)
 
         if FileManager.default.fileExists(atPath: finalPath) && !force {
             throw ActivationCacheError(.alreadyFinished, path: finalPath, "this checkpoint's activations are already recorded; delete the file or force re-recording")

@@ -12,6 +12,10 @@
 /// of 16 (one at a time with fused multiply-adds, from 0) is added. Every output is reduced by one thread in this
 /// order, whatever the number of rows, the tiling, the thread split or the CPU, so results do not depend on
 /// `--threads`, batching or the machine.
+///
+/// `--compute bf16` (ModelRuntime's `ComputeMode`) is the one exception to "the same bits on every CPU": its
+/// weight products round both operands to bf16 and run AVX512_BF16's vdpbf16ps (Sources/Kernels/BF16, not a
+/// `KernelSet`), in their own fixed order, so they too do not depend on threads or batching.
 
 /// How a weight matrix is stored: ggml's types (as in GGUF files) and the safetensors float types.
 public enum WeightFormat: String, Sendable, CaseIterable, CustomStringConvertible {

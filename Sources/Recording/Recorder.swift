@@ -27,6 +27,9 @@ public struct RecordOptions: Sendable {
     public var skipTooLong: Bool = false
     /// Check the free disk space and the file-size limit against the cache's estimated size first.
     public var checkDisk: Bool = true
+    /// How the model's weight products are computed (`record` sets it on the model; stored as the cache's
+    /// `compute` attribute; a partial recording made in another mode is not resumed).
+    public var compute: ComputeMode = .f32
 
     public init(checkpoint: String) { self.checkpoint = checkpoint }
 }
@@ -74,6 +77,7 @@ public enum Recorder {
                             checkMemory: Bool = true, skipRemedy: String = "or pass --skip-too-long to record the others",
                             memoryRemedy: String? = nil) throws -> RecordPlan {
         let cfg = encoder.config
+        try options.compute.check()
         let positions = options.positions.resolve(templateTokens: encoder.postInstructionTokens)
         let span = -(positions.min() ?? -1)           // how many trailing tokens are needed
         let hooks = try expandHooks(options.hooks, nLayers: cfg.nLayers)
@@ -109,9 +113,10 @@ public enum Recorder {
         let allTokens = tokens.reduce(0) { $0 + $1.count }
         let batchPrompts = min(options.promptsPerShard, prompts.count)
         let recorded = ((cfg.nLayers + 1) * positions.count + hooks.count * hookPositions.count) * batchPrompts * cfg.dModel * MemoryLayout<Float>.size
-        let memory = ModelMemory.estimate(header: encoder.header,
-                                          workload: .recording(batchTokens: min(options.batchTokens, allTokens), longestPrompt: longest,
-                                                                              extraBytes: 2 * recorded))
+        var workload = MemoryWorkload.recording(batchTokens: min(options.batchTokens, allTokens), longestPrompt: longest,
+                                                extraBytes: 2 * recorded)
+        workload.compute = options.compute
+        let memory = ModelMemory.estimate(header: encoder.header, workload: workload)
         if checkMemory {
             try ModelMemory.check(memory, file: encoder.path,
                                   remedy: memoryRemedy ?? "lower --batch-tokens (now \(options.batchTokens)) or --prompts-per-shard (now \(options.promptsPerShard)), or use a smaller quantization or model")
@@ -195,6 +200,7 @@ public enum Recorder {
         let span = -(positions.min() ?? -1)           // how many trailing tokens are needed
         let d = cfg.dModel, nL = cfg.nLayers
         let extraHooks = try hookPoints(plan.hooks, nLayers: nL)
+        try model.transformer.setCompute(options.compute)
 
         let header = ActivationHeader(
             checkpoint: options.checkpoint, modelPath: model.path, modelSHA256: modelSHA256,
@@ -202,7 +208,7 @@ public enum Recorder {
             positions: positions.map(Int32.init), ablabVersion: AblabVersion.string,
             created: ISO8601DateFormatter().string(from: Date()),
             positionRoles: positions.map { PositionRole.of($0, templateTokens: plan.templateTokens) },
-            hookPositions: plan.hookPositions.map(Int32.init))
+            hookPositions: plan.hookPositions.map(Int32.init), compute: options.compute.rawValue)
         let writer = try ActivationCacheWriter(
             run: run, header: header, prompts: prompts,
             options: ActivationCacheOptions(dtype: options.dtype, hooks: plan.hooks,

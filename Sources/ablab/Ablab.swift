@@ -61,6 +61,24 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+/// `--compute` of record, generate and bench.
+let computeHelp: ArgumentHelp = """
+    How the weight products run: f32 (default; the same bits on every CPU) or bf16 (weights and activation \
+    rows rounded to bf16, multiplied with AVX512_BF16's vdpbf16ps, accumulated in Float32; needs a CPU with \
+    avx512_bf16). bf16 covers every weight product, one-row decoding steps included, so results still do not \
+    depend on --threads or batching; single-stream decoding gets no faster (it is bound by reading the \
+    weights). Attention, norms and activations stay Float32. Results differ from f32 (measured by `make bench`).
+    """
+
+/// The parsed `--compute`, checked against this CPU (a typed error naming the missing CPU features), and
+/// said on stderr with `--verbose`.
+func computeMode(_ s: String) throws -> ComputeMode {
+    let mode = try ComputeMode(parsing: s)
+    try mode.check()
+    if CLILogging.verbose { FileHandle.standardError.write(Data("debug: compute \(mode): \(mode.kernelSummary)\n".utf8)) }
+    return mode
+}
+
 enum CLILogging {
     nonisolated(unsafe) static var done = false
     nonisolated(unsafe) static var verbose = false

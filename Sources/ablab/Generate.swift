@@ -82,7 +82,8 @@ struct Generate: AsyncParsableCommand {
         A set:       ablab generate --model M --prompts P.jsonl [--split test] [--harmful N --harmless N] \\
                        [--direction D.npy --alpha A --layer L --position P] --out OUT.jsonl
         OUT.jsonl gets one line per prompt {id, label, system, checkpoint, settings, prompt, response,
-        tokens, finish_reason}; rerun after an interruption, it continues where it stopped.
+        tokens, finish_reason, and compute when not f32}; rerun after an interruption, it continues where it
+        stopped (in the same --compute mode).
         A model exported by `ablab abliterate` is named by the setting stored in its metadata.
         """)
     @OptionGroup var global: GlobalOptions
@@ -97,6 +98,7 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .customLong("top-p")) var topP: Float = 1
     @Option(name: .long) var seed: UInt64 = 0
     @Option(name: .long, help: "Sequences decoded together.") var batch: Int = 8
+    @Option(name: .long, help: computeHelp) var compute: String = "f32"
     @OptionGroup var direction: DirectionOptions
     @Option(name: .customLong("ablate-direction"), help: "Same as --direction.") var ablateDirection: String?
     @Option(name: .long, help: "Ablation strength: x ← x − α (x·r̂) r̂.") var alpha: Double = 1
@@ -113,6 +115,7 @@ struct Generate: AsyncParsableCommand {
     func run() async throws {
         global.bootstrap()
         try await runReportingErrors {
+            let mode = try computeMode(compute)
             var dirOpts = direction
             if let ablateDirection { dirOpts.directionFile = ablateDirection }
             let vector = try dirOpts.load(modelPath: modelOptions.model)
@@ -121,11 +124,13 @@ struct Generate: AsyncParsableCommand {
             let sampling = SamplingOptions(temperature: temperature, topP: topP, seed: seed)
             func checkFirst(_ list: [Prompt]) throws {
                 try GenerationRun.preflight(encoder: encoder, prompts: list,
-                                            options: GenerationOptions(maxNewTokens: maxNewTokens, eosIds: [], sampling: sampling, maxBatch: batch))
+                                            options: GenerationOptions(maxNewTokens: maxNewTokens, eosIds: [], sampling: sampling, maxBatch: batch),
+                                            compute: mode)
             }
             if let prompt {
                 try checkFirst([Prompt(id: "--prompt", text: prompt, label: "", origin: PromptOrigin(file: "--prompt", line: nil))])
                 let model = try ChatModel(encoder: encoder)
+                try model.transformer.setCompute(mode)
                 let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds, sampling: sampling, maxBatch: batch)
                 var hooks = HookSet()
                 if let vector {
@@ -153,6 +158,7 @@ struct Generate: AsyncParsableCommand {
             }
             try checkFirst(all)
             let model = try ChatModel(encoder: encoder)
+            try model.transformer.setCompute(mode)
             let options = GenerationOptions(maxNewTokens: maxNewTokens, eosIds: model.eosIds, sampling: sampling, maxBatch: batch)
             let checkpoint = name ?? checkpointName(modelOptions.model)
             var setting: AbliterationSetting? = nil

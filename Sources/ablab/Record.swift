@@ -54,6 +54,7 @@ struct Record: AsyncParsableCommand {
     @Option(name: .customLong("hook-positions"), help: "Where the hooks are stored: a subset of --positions, same syntax (default: every recorded position).")
     var hookPositions: String?
     @Option(name: .long, help: "float32 or float16.") var dtype: String = "float32"
+    @Option(name: .long, help: computeHelp) var compute: String = "f32"
     @Flag(name: .long, help: "Shuffle + gzip the datasets.") var compress = false
     @Option(name: .long, help: "Record shard k of n (prompt index % n == k); join with `ablab merge`.") var shard: String?
     @Option(name: .long, help: "The checkpoint's name (default: the model file's name).") var name: String?
@@ -78,6 +79,7 @@ struct Record: AsyncParsableCommand {
             opts.hooks = hooks.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
             opts.hookPositions = try hookPositions.map { try PositionSpec.parse($0, file: "--hook-positions") }
             opts.dtype = dt
+            opts.compute = try computeMode(compute)
             opts.compress = compress
             if let shard { opts.shard = try ShardSpec(parsing: shard) }
             opts.batchTokens = batchTokens

@@ -5,7 +5,8 @@ markdown report (also written to notebooks-scripts/bench/results.md).
   report.py [--dir runs/bench] [--out notebooks-scripts/bench/results.md] [MODEL.gguf ...]
 
 Files read per model (stem = the file name without .gguf), all optional:
-  ablab-<stem>.json             ablab bench: record, generate_batched, decode_single
+  ablab-<stem>.json             ablab bench: record, generate_batched, decode_single (with --compute bf16
+                                also record_bf16, generate_batched_bf16 and bf16_deviation)
   ablab-record_all-<stem>.json  ablab bench --workloads record over every prompt (peak RSS target);
                                 a `record_all` workload inside ablab-<stem>.json is read too
   pytorch-<stem>.json           peer_torch.py
@@ -182,6 +183,45 @@ def model_stems(args, directory):
     return stems
 
 
+def fmt_pct(x):
+    return "—" if not isinstance(x, (int, float)) else f"{100 * x:.2f} %"
+
+
+def bf16_rows(doc):
+    """ablab's `--compute bf16` next to its f32 rates: rates, speed-up, residual deviation, greedy agreement.
+    Nothing when ablab did not run at all (the table above says so); a "not run" line when it ran without bf16."""
+    if doc is None:
+        return []
+    f32 = {n: workload(doc, n)[0] for n in ("record", "generate_batched")}
+    b16 = {n: workload(doc, n + "_bf16")[0] for n in ("record", "generate_batched")}
+    dev = doc.get("bf16_deviation") if isinstance(doc.get("bf16_deviation"), dict) else {}
+    if not any(b16.values()):
+        return ["**ablab `--compute bf16`:** not run (no bf16 results in ablab's JSON: the CPU lacks avx512_bf16, "
+                "or the run predates it).", ""]
+    rel = dev.get("residual_rel_l2") if isinstance(dev.get("residual_rel_l2"), dict) else {}
+    agree = dev.get("greedy_agreement") if isinstance(dev.get("greedy_agreement"), dict) else {}
+    lines = ["ablab `--compute bf16` (weight products with bf16 operands via vdpbf16ps, Float32 accumulation; "
+             "never the default) against its f32 runs above:", "",
+             "| ablab compute | record (tokens/s) | generate_batched (tokens/s) | residual relative L2 vs f32: median / max "
+             "| greedy answers token-identical | mean identical leading tokens |",
+             "|---|---|---|---|---|---|"]
+    rate = lambda w: w["tokens_per_s"] if w else None
+    lines.append(f"| f32 | {fmt_rate(rate(f32['record']))} | {fmt_rate(rate(f32['generate_batched']))} | — | — | — |")
+    cells = []
+    for n in ("record", "generate_batched"):
+        r = rate(b16[n])
+        cells.append("not run" if r is None else f"{fmt_rate(r)} ({fmt_ratio(r, rate(f32[n]))})")
+    ident = agree.get("identical_fraction")
+    n_ans = agree.get("answers")
+    ident_text = fmt_pct(ident) + (f" of {n_ans}" if isinstance(n_ans, int) and isinstance(ident, (int, float)) else "")
+    lines.append(f"| bf16 | {cells[0]} | {cells[1]} | {fmt_pct(rel.get('median'))} / {fmt_pct(rel.get('max'))} "
+                 f"| {ident_text} | {fmt_pct(agree.get('mean_leading_identical_fraction'))} |")
+    lines.append("")
+    if rel.get("over"):
+        lines += [f"Residual relative L2 = ‖r_bf16 − r_f32‖ / ‖r_f32‖ per prompt and layer over {scrub(rel['over'])}.", ""]
+    return lines
+
+
 def model_section(directory, stem):
     docs, why = {}, {}
     for key, _ in PEERS:
@@ -286,6 +326,8 @@ def model_section(directory, stem):
     lines.append("")
     for name in unmet:
         lines += profile_lines(directory, stem, name) + [""]
+
+    lines += bf16_rows(docs["ablab"] if not why["ablab"] else None)
 
     # per-peer facts
     lines.append("| | ablab | PyTorch | llama.cpp |")

@@ -2,7 +2,8 @@
 # `make bench` (after the release build of ablab): ablab against PyTorch and llama.cpp on the same
 # prompts, one program at a time, then the report (notebooks-scripts/bench/results.md).
 #
-# Per model: `ablab bench` (record, generate_batched, decode_single), `ablab bench --workloads record`
+# Per model: `ablab bench` (record, generate_batched, decode_single; on a CPU with avx512_bf16 also
+# `--compute bf16`: record and generate_batched in bf16 and their deviation from f32), `ablab bench --workloads record`
 # over every prompt of harmful.jsonl + harmless.jsonl (peak RSS), peer_torch.py, peer_llamacpp.py.
 # Results: runs/bench/{ablab,ablab-record_all,pytorch,llamacpp}-<model>.json, logs in runs/bench/logs/.
 #
@@ -148,9 +149,12 @@ for model in "${MODELS[@]}"; do
     continue
   fi
   common=(--model "$path" --prompts "$PROMPTS" --n "$N" --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH")
+  # bf16 compute where the CPU has the instruction (ablab refuses it elsewhere, naming the missing feature)
+  compute=()
+  if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then compute=(--compute bf16); fi
 
   if [ -x "$ABLAB" ]; then
-    run_one ablab "$model" "$OUT/ablab-$stem.json" "ablab-$stem" "$ABLAB" bench "${common[@]}" --json "$OUT/ablab-$stem.json"
+    run_one ablab "$model" "$OUT/ablab-$stem.json" "ablab-$stem" "$ABLAB" bench "${common[@]}" "${compute[@]}" --json "$OUT/ablab-$stem.json"
     if [ "$RECORD_ALL" = 1 ]; then
       all=()
       for f in "${ALL_PROMPTS[@]}"; do all+=(--prompts "$f"); done

@@ -58,10 +58,15 @@ public struct Linear: @unchecked Sendable {
 /// (Q | K | V, gate | up), split across threads by output columns: every output is reduced by one
 /// thread in the canonical order, so the split never changes a bit.
 struct LinearProduct {
-    /// Panels for `threads` threads, each `panelRows × maxCols` floats.
+    /// Panels for `threads` threads, each `panelRows × maxCols` floats; in bf16 mode also a bf16 panel per
+    /// thread ([panelRows, kp] with kp = maxCols padded to 32) and the activation rows as bf16 ([rows, kp]).
     final class Scratch: @unchecked Sendable {
         private(set) var panels: [UnsafeMutablePointer<Float>] = []
         private(set) var cols = 0
+        private(set) var bf16Panels: [UnsafeMutablePointer<UInt16>] = []
+        private(set) var bf16Cols = 0
+        private(set) var bf16X = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+        private(set) var bf16XElements = 0
         func ensure(threads: Int, cols: Int) {
             guard threads > panels.count || cols > self.cols else { return }
             for p in panels { p.deallocate() }
@@ -72,15 +77,39 @@ struct LinearProduct {
                 return p
             }
         }
-        deinit { for p in panels { p.deallocate() } }
+        /// bf16 panels for `threads` threads of `kp` columns and room for `rows` bf16 activation rows.
+        func ensureBF16(threads: Int, kp: Int, rows: Int) {
+            if threads > bf16Panels.count || kp > bf16Cols {
+                for p in bf16Panels { p.deallocate() }
+                bf16Cols = max(kp, bf16Cols)
+                bf16Panels = (0..<max(threads, bf16Panels.count)).map { _ in
+                    let p = UnsafeMutablePointer<UInt16>.allocate(capacity: panelRows * bf16Cols)
+                    p.initialize(repeating: 0, count: panelRows * bf16Cols)
+                    return p
+                }
+            }
+            if rows * kp > bf16XElements {
+                bf16X.deallocate()
+                bf16XElements = max(rows * kp, bf16XElements + bf16XElements / 2)
+                bf16X = .allocate(capacity: bf16XElements)
+            }
+        }
+        /// Bytes held (for `Transformer.scratchBytes`).
+        var bytes: Int { 4 * panels.count * panelRows * cols + 2 * (bf16Panels.count * panelRows * bf16Cols + bf16XElements) }
+        deinit {
+            for p in panels { p.deallocate() }
+            for p in bf16Panels { p.deallocate() }
+            bf16X.deallocate()
+        }
     }
 
     struct Part { let linear: Linear; let outOffset: Int }
 
-    /// out[i, part.outOffset + j] (+)= x[i] · W_partᵀ[j] (+ b_part[j]) for every part.
+    /// out[i, part.outOffset + j] (+)= x[i] · W_partᵀ[j] (+ b_part[j]) for every part, in Float32 (`.f32`)
+    /// or with bf16 operands (`.bf16`, which the caller has checked the CPU can run; see `ComputeMode`).
     static func run(_ parts: [Part], x: UnsafePointer<Float>, m: Int, ldx: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
                     accumulate: Bool, scratch: Scratch, kernels K: any KernelSet.Type = CPUKernels.active,
-                    threads: Int = CPUKernels.threads) {
+                    threads: Int = CPUKernels.threads, compute: ComputeMode = .f32) {
         guard m > 0 else { return }
         let total = parts.reduce(0) { $0 + $1.linear.outFeatures }
         let maxCols = parts.map(\.linear.inFeatures).max() ?? 0
@@ -90,6 +119,22 @@ struct LinearProduct {
         scratch.ensure(threads: t, cols: maxCols)
         let ux = UnsafeSendable(x), uo = UnsafeSendableMutable(out)
         let panels = scratch.panels
+        // bf16: the activation rows rounded once ([m, kp], zero padded), by row ranges on the threads
+        // (each value rounds alone, so the split changes nothing).
+        let kp = BF16Product.padded(maxCols)
+        if compute == .bf16 {
+            precondition(parts.allSatisfy { $0.linear.inFeatures == maxCols }, "the parts of one product share their input")
+            scratch.ensureBF16(threads: t, kp: kp, rows: m)
+            let xb = UncheckedBox(value: scratch.bf16X)
+            let rowsPer = (m + t - 1) / t
+            parallelFor(t) { c in
+                let lo = c * rowsPer, hi = min(m, lo + rowsPer)
+                if lo < hi {
+                    BF16Product.round(ux.p + lo * ldx, rows: hi - lo, cols: maxCols, lds: ldx, into: xb.value + lo * kp, kp: kp)
+                }
+            }
+        }
+        let bf16Panels = UncheckedBox(value: scratch.bf16Panels), bf16X = UncheckedBox(value: UnsafePointer(scratch.bf16X))
         func chunk(_ c: Int) {
             let per = ((total + t - 1) / t + 15) / 16 * 16
             let lo = c * per, hi = min(total, lo + per)
@@ -99,8 +144,22 @@ struct LinearProduct {
                 let n = p.linear.outFeatures
                 let a = max(lo, base), b = min(hi, base + n)
                 if a < b {
-                    K.matmul(p.linear.weight, columns: (a - base)..<(b - base), x: ux.p, m: m, ldx: ldx, out: uo.p + p.outOffset, ldo: ldo,
-                             accumulate: accumulate, panel: panels[c])
+                    if compute == .bf16 {
+                        // Groups of `panelRows` rows of W: decoded exactly (the values f32 uses), rounded to bf16.
+                        let wp = bf16Panels.value[c]
+                        var j = a - base
+                        while j < b - base {
+                            let nj = min(panelRows, b - base - j)
+                            K.dequantize(p.linear.weight, rows: j..<(j + nj), into: panels[c])
+                            BF16Product.round(panels[c], rows: nj, cols: maxCols, lds: maxCols, into: wp, kp: kp)
+                            BF16Product.panel(wp, nj: nj, kp: kp, x: bf16X.value, m: m, out: uo.p + p.outOffset + j, ldo: ldo,
+                                              accumulate: accumulate)
+                            j += nj
+                        }
+                    } else {
+                        K.matmul(p.linear.weight, columns: (a - base)..<(b - base), x: ux.p, m: m, ldx: ldx, out: uo.p + p.outOffset, ldo: ldo,
+                                 accumulate: accumulate, panel: panels[c])
+                    }
                     if let bias = p.linear.bias {
                         for i in 0..<m {
                             let row = uo.p + i * ldo + p.outOffset

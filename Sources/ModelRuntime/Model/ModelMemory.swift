@@ -73,6 +73,8 @@ public struct MemoryWorkload: Sendable, Equatable {
     public var logitsRows: Int
     /// The stage's own buffers (e.g. the recorded activations of a batch), in bytes.
     public var extraBytes: Int
+    /// How the weight products run: bf16 adds its bf16 panels and the activation rows as bf16.
+    public var compute: ComputeMode = .f32
 
     public init(forwardRows: Int, kvPositions: Int, longestSequence: Int, longestSegment: Int, logitsRows: Int, extraBytes: Int = 0) {
         self.forwardRows = forwardRows; self.kvPositions = kvPositions; self.longestSequence = longestSequence
@@ -174,8 +176,12 @@ public enum ModelMemory {
         let panels = workers * panelRows * max(c.dModel, c.ffnDim, c.qDim) * f4
         let rope = 2 * max(2 * w.longestSequence, 256) * (c.headDim / 2) * f4
         let logits = w.logitsRows * c.vocab * f4
+        // bf16 compute: per worker a bf16 panel, and the widest product's input rows as bf16 (the buffer
+        // grows by half again, like the row buffers).
+        let kp = (max(c.dModel, c.ffnDim, c.qDim) + 31) / 32 * 32
+        let bf16 = w.compute == .bf16 ? 2 * (workers * panelRows * kp + rowCap * kp) : 0
         let inMapping = header.tensors.reduce(0) { $0 + (isVector($1) ? 0 : $1.storedBytes) }
-        return MemoryEstimate(weights: weights, kvCache: kv, scratch: rows + scores + panels + rope + logits, extra: w.extraBytes,
+        return MemoryEstimate(weights: weights, kvCache: kv, scratch: rows + scores + panels + rope + logits + bf16, extra: w.extraBytes,
                               mapped: max(0, header.mappedBytes - inMapping))
     }
 

@@ -37,6 +37,8 @@ public final class Transformer {
     public let source: String
     /// The kernels this model runs with (`CPUKernels.active` unless a test chose another path).
     public let kernels: any KernelSet.Type
+    /// How the weight products are computed (`.f32` unless `setCompute` chose bf16; see `ComputeMode`).
+    public private(set) var compute: ComputeMode = .f32
 
     // Scratch, grown on demand, never shrunk. Shapes for `rowCap` rows.
     private var rowCap = 0
@@ -71,13 +73,20 @@ public final class Transformer {
         for p in [x, xn, qkv, att, tmp, gu, act, scores] { p.deallocate() }
     }
 
+    /// Chooses how the weight products are computed. Throws `ComputeModeError` naming the missing CPU
+    /// features when this CPU (`cpuFlags`, injectable for tests) cannot run `mode`.
+    public func setCompute(_ mode: ComputeMode, cpuFlags: Set<String> = CPUKernels.cpuFlags()) throws {
+        try mode.check(cpuFlags: cpuFlags)
+        compute = mode
+    }
+
     /// Bytes of the forward pass's scratch buffers as allocated now (row buffers, attention scores, RoPE
     /// tables, weight panels): what `ModelMemory.estimate`'s scratch term bounds, logits aside.
     var scratchBytes: Int {
         let c = config
         let rows = rowCap * (3 * c.dModel + c.qkvDim + c.qDim + 3 * c.ffnDim)
         let rope = ropeTables.reduce(0) { $0 + 2 * $1.capacity * $1.half }
-        return 4 * (rows + scoreCap + rope + scratch.panels.count * panelRows * scratch.cols)
+        return 4 * (rows + scoreCap + rope) + scratch.bytes
     }
 
     /// A new, empty KV cache for one sequence.
@@ -195,7 +204,8 @@ public final class Transformer {
         var parts: [LinearProduct.Part] = []
         var off = 0
         for l in layers { parts.append(.init(linear: l, outOffset: off)); off += l.outFeatures }
-        LinearProduct.run(parts, x: x, m: m, ldx: ldx, out: out, ldo: ldo, accumulate: accumulate, scratch: scratch, kernels: kernels)
+        LinearProduct.run(parts, x: x, m: m, ldx: ldx, out: out, ldo: ldo, accumulate: accumulate, scratch: scratch, kernels: kernels,
+                          compute: compute)
     }
 
     /// Threads over which attention (sequence × head × query row) is split.
