@@ -111,6 +111,9 @@ public final class Transformer {
         rowCap = cap
     }
 
+    /// Attention workers of the current forward pass (the split of `scores`).
+    private var scoreWorkers = 1
+
     private func ensureScores(_ n: Int) {
         guard n > scoreCap else { return }
         scores.deallocate()
@@ -151,7 +154,10 @@ public final class Transformer {
         }
         guard total > 0 else { return Matrix(rows: 0, cols: c.vocab) }
         ensureRows(total)
-        ensureScores(Self.attentionWorkers * maxContext)
+        // Read once per forward pass: the score buffer is split among this many workers below, so a thread
+        // count changed in between (another caller setting CPUKernels.threads) must not change the split.
+        scoreWorkers = Self.attentionWorkers
+        ensureScores(scoreWorkers * maxContext)
         ensureRope(maxContext)
         for item in items { item.cache.reserve(item.cache.count + item.tokens.count) }
 
@@ -258,9 +264,9 @@ public final class Transformer {
         let softcap = c.attentionSoftcap
         let group = c.nHeads / c.nKVHeads
         let jobs = T * c.nHeads
-        let workers = max(1, min(Self.attentionWorkers, jobs / 8))
+        let workers = max(1, min(scoreWorkers, jobs / 8))
         let uq = UnsafeSendable(qkv), ua = UnsafeSendableMutable(att), us = UnsafeSendableMutable(scores)
-        let scoreStride = scoreCap / Self.attentionWorkers
+        let scoreStride = scoreCap / scoreWorkers
         let caches = items.map { (UnsafeSendable($0.cache.k[l]), UnsafeSendable($0.cache.v[l])) }
         func attendRows(_ wkr: Int) {
             let sc = us.p + wkr * scoreStride
