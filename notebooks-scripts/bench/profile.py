@@ -112,7 +112,7 @@ def main():
         if d.returncode == 0 and len(d.stdout.splitlines()) == len(names):
             names = d.stdout.splitlines()
     out["groups"] = [{"part": g, "percent": round(p, 1)} for g, p in sorted(shares.items(), key=lambda kv: -kv[1])]
-    out["top_symbols"] = [{"percent": round(p, 1), "symbol": n[:160]} for (p, _), n in zip(top, names)]
+    out["top_symbols"] = [{"percent": round(p, 1), "symbol": n.strip()[:160]} for (p, _), n in zip(top, names)]
     write(out)
     print(f"profile: {args.workload} of {out['model']}: " +
           ", ".join(f"{g['part']} {g['percent']}%" for g in out["groups"][:4]), file=sys.stderr)

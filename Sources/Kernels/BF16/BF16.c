@@ -33,13 +33,14 @@ void ablab_bf16_round_rows(const float *src, long rows, long cols, long lds, uin
 
 static inline __m512bh bh(const uint16_t *p) { return (__m512bh)_mm512_loadu_si512((const void *)p); }
 
-// The sixteen lanes left to right (written out: the compiler may not reorder floating-point additions).
+// The sixteen lanes reduced as the Float32 kernels reduce them (KernelABI's canonical order): lane i + lane
+// i + 8, then i + i + 4, then i + i + 2, then lanes 0 + 1 (written out: the compiler may not reorder
+// floating-point additions).
 static inline float hsum(__m512 v) {
-    float l[16];
-    _mm512_storeu_ps(l, v);
-    float s = l[0];
-    for (int i = 1; i < 16; i++) s += l[i];
-    return s;
+    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
 static inline void put(float *o, __m512 acc, int accumulate) {

@@ -8,7 +8,7 @@
 // sixteen Float32 lanes from +0, chunk c = 0, 1, … of 32 elements in increasing order, each one vdpbf16ps:
 // lane l += x[32c+2l+1]·w[32c+2l+1], then += x[32c+2l]·w[32c+2l] (each a fused multiply-add as the
 // instruction defines it: denormal inputs as zero, denormal results flushed to zero, round to nearest even);
-// then the sixteen lanes summed left to right. The same operations for every output whatever m, the tiling or
+// then the sixteen lanes reduced pairwise as in the Float32 kernels (i + i+8, i + i+4, i + i+2, 0 + 1). The same operations for every output whatever m, the tiling or
 // the thread, so results do not depend on --threads, batching or the number of rows.
 #ifndef ABLAB_KERNELS_BF16_H
 #define ABLAB_KERNELS_BF16_H
