@@ -17,7 +17,7 @@ public struct RecordOptions: Sendable {
     public var compress: Bool = false
     public var shard: ShardSpec = .whole
     /// Tokens per packed prefill batch (prompts are packed without padding up to this many tokens).
-    public var batchTokens: Int = 4096
+    public var batchTokens: Int = 1024
     /// Prompts per crash-safe shard file (at most this much work is lost to a crash).
     public var promptsPerShard: Int = 64
     public var force: Bool = false

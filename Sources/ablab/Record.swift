@@ -59,7 +59,7 @@ struct Record: AsyncParsableCommand {
     @Option(name: .long, help: "Record shard k of n (prompt index % n == k); join with `ablab merge`.") var shard: String?
     @Option(name: .long, help: "The checkpoint's name (default: the model file's name).") var name: String?
     @Option(name: .long, help: "The run folder.") var out: String
-    @Option(name: .customLong("batch-tokens"), help: "Tokens per packed prefill batch.") var batchTokens: Int = 4096
+    @Option(name: .customLong("batch-tokens"), help: "Tokens per packed prefill batch (more use more memory: the KV cache and row buffers of one batch).") var batchTokens: Int = 1024
     @Option(name: .customLong("prompts-per-shard"), help: "Prompts per crash-safe shard: at most this much work is lost to a crash.")
     var promptsPerShard: Int = 64
     @Flag(name: .long, help: "Re-record even if a finished file or a partial recording exists.") var force = false

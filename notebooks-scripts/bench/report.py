@@ -11,7 +11,7 @@ Files read per model (stem = the file name without .gguf), all optional:
                                 a `record_all` workload inside ablab-<stem>.json is read too
   pytorch-<stem>.json           peer_torch.py
   llamacpp-<stem>.json          peer_llamacpp.py
-  profile-<stem>-<workload>.json  profile.py: where the time goes (shown under a target not met)
+  profile-<stem>-<workload>.json  perf_profile.py: where the time goes (shown under a target not met)
 A missing file, a file with "error", or a workload without tokens_per_s shows as "not run (reason)".
 Uses only the standard library.
 """
@@ -47,7 +47,7 @@ def rss_limit_mib(stem):
 
 
 def profile_lines(directory, stem, name):
-    """The profile of one workload (profile.py), as a sentence under the table."""
+    """The profile of one workload (perf_profile.py), as a sentence under the table."""
     doc, why = load(os.path.join(directory, f"profile-{stem}-{name}.json"))
     if doc is None or why:
         return [f"{name}: no profile ({short(why or 'no results', 90)})."]

@@ -181,7 +181,7 @@ for model in "${MODELS[@]}"; do
   fi
 done
 
-# Where the time goes: each workload of each model sampled once more with `perf` (profile.py); report.py
+# Where the time goes: each workload of each model sampled once more with `perf` (perf_profile.py); report.py
 # shows the profile under every target that is not met. Skipped with BENCH_PROFILE=0.
 if [ "${BENCH_PROFILE:-1}" = 1 ] && [ -x "$ABLAB" ]; then
   for model in "${MODELS[@]}"; do
@@ -189,7 +189,7 @@ if [ "${BENCH_PROFILE:-1}" = 1 ] && [ -x "$ABLAB" ]; then
     [ -f "$path" ] || continue
     for w in record generate_batched decode_single; do
       log "profile $stem $w ..."
-      python3 "$BENCH/profile.py" --ablab "$ABLAB" --model "$path" --prompts "$PROMPTS" --workload "$w" \
+      python3 "$BENCH/perf_profile.py" --ablab "$ABLAB" --model "$path" --prompts "$PROMPTS" --workload "$w" \
         --n 32 --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH" --json "$OUT/profile-$stem-$w.json" \
         2>> "$LOGS/profile.err" || log "profile $stem $w failed (see $LOGS/profile.err)"
     done

@@ -14,6 +14,9 @@ import KernelABI
 /// Rows of x from which the panel path is used.
 let panelFromRows = 4
 
+/// Rows of x per block of the panel path (a multiple of every path's tileX).
+let panelBlockRows = 256
+
 /// How far ahead of its use the few-rows path prefetches weight bytes (at least one group of four rows).
 let prefetchBytes = 2048
 
@@ -43,18 +46,28 @@ extension Impl {
                                               out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool,
                                               panel: UnsafeMutablePointer<Float>) {
         if m >= panelFromRows {
-            var j = columns.lowerBound
-            while j < columns.upperBound {
-                let nj = min(panelRows, columns.upperBound - j)
-                let rows: UnsafePointer<Float>
-                if D.self == F32Format.self {
-                    rows = (w.base + j * w.rowBytes).assumingMemoryBound(to: Float.self)
-                } else {
-                    decodeRows(D.self, w, rows: j..<(j + nj), into: panel)
-                    rows = UnsafePointer(panel)
+            // Blocks of `panelBlockRows` rows of x, each against every panel of the columns: a block stays in
+            // the caches while the panels stream past it (x streamed whole per panel: 4096 rows of SmolLM2
+            // were 30 % slower than 256). Panels are decoded once per block (decoding 16 rows of W costs
+            // a few percent of multiplying them with 256 rows). Each output still has one accumulator.
+            var i0 = 0
+            while i0 < m {
+                let mi = min(panelBlockRows, m - i0)
+                var j = columns.lowerBound
+                while j < columns.upperBound {
+                    let nj = min(panelRows, columns.upperBound - j)
+                    let rows: UnsafePointer<Float>
+                    if D.self == F32Format.self {
+                        rows = (w.base + j * w.rowBytes).assumingMemoryBound(to: Float.self)
+                    } else {
+                        decodeRows(D.self, w, rows: j..<(j + nj), into: panel)
+                        rows = UnsafePointer(panel)
+                    }
+                    panelProduct(rows, nj: nj, k: w.cols, x: x + i0 * ldx, m: mi, ldx: ldx, out: out + i0 * ldo + j, ldo: ldo,
+                                 accumulate: accumulate)
+                    j += nj
                 }
-                panelProduct(rows, nj: nj, k: w.cols, x: x, m: m, ldx: ldx, out: out + j, ldo: ldo, accumulate: accumulate)
-                j += nj
+                i0 += mi
             }
             return
         }

@@ -105,6 +105,9 @@ struct LinearProduct {
 
     struct Part { let linear: Linear; let outOffset: Int }
 
+    /// Rows of x per block of the bf16 path (as the Float32 kernels' `panelBlockRows`).
+    static let bf16BlockRows = 256
+
     /// out[i, part.outOffset + j] (+)= x[i] · W_partᵀ[j] (+ b_part[j]) for every part, in Float32 (`.f32`)
     /// or with bf16 operands (`.bf16`, which the caller has checked the CPU can run; see `ComputeMode`).
     static func run(_ parts: [Part], x: UnsafePointer<Float>, m: Int, ldx: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
@@ -145,16 +148,23 @@ struct LinearProduct {
                 let a = max(lo, base), b = min(hi, base + n)
                 if a < b {
                     if compute == .bf16 {
-                        // Groups of `panelRows` rows of W: decoded exactly (the values f32 uses), rounded to bf16.
+                        // Groups of `panelRows` rows of W: decoded exactly (the values f32 uses), rounded to bf16,
+                        // against blocks of `bf16BlockRows` rows of x (a block stays in the caches while the
+                        // panels stream past it, as in the Float32 kernels).
                         let wp = bf16Panels.value[c]
-                        var j = a - base
-                        while j < b - base {
-                            let nj = min(panelRows, b - base - j)
-                            K.dequantize(p.linear.weight, rows: j..<(j + nj), into: panels[c])
-                            BF16Product.round(panels[c], rows: nj, cols: maxCols, lds: maxCols, into: wp, kp: kp)
-                            BF16Product.panel(wp, nj: nj, kp: kp, x: bf16X.value, m: m, out: uo.p + p.outOffset + j, ldo: ldo,
-                                              accumulate: accumulate)
-                            j += nj
+                        var i0 = 0
+                        while i0 < m {
+                            let mi = min(Self.bf16BlockRows, m - i0)
+                            var j = a - base
+                            while j < b - base {
+                                let nj = min(panelRows, b - base - j)
+                                K.dequantize(p.linear.weight, rows: j..<(j + nj), into: panels[c])
+                                BF16Product.round(panels[c], rows: nj, cols: maxCols, lds: maxCols, into: wp, kp: kp)
+                                BF16Product.panel(wp, nj: nj, kp: kp, x: bf16X.value + i0 * kp, m: mi,
+                                                  out: uo.p + i0 * ldo + p.outOffset + j, ldo: ldo, accumulate: accumulate)
+                                j += nj
+                            }
+                            i0 += mi
                         }
                     } else {
                         K.matmul(p.linear.weight, columns: (a - base)..<(b - base), x: ux.p, m: m, ldx: ldx, out: uo.p + p.outOffset, ldo: ldo,

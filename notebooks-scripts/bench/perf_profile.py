@@ -3,7 +3,7 @@
 of the program's time by part of the forward pass, for results.md (report.py shows it under a target
 that is not met).
 
-  profile.py --ablab .build/release/ablab --model M.gguf --prompts P.jsonl --workload record
+  perf_profile.py --ablab .build/release/ablab --model M.gguf --prompts P.jsonl --workload record
              [--n 32] [--threads 2] [--new-tokens 64] [--batch 16] --json runs/bench/profile-<stem>-<workload>.json
 
 Without `perf` (or where the kernel forbids sampling) the JSON says why and report.py shows that instead.
