@@ -187,7 +187,7 @@ def fmt_pct(x):
     return "—" if not isinstance(x, (int, float)) else f"{100 * x:.2f} %"
 
 
-def bf16_rows(doc):
+def bf16_rows(doc, torch_doc=None):
     """ablab's `--compute bf16` next to its f32 rates: rates, speed-up, residual deviation, greedy agreement.
     Nothing when ablab did not run at all (the table above says so); a "not run" line when it ran without bf16."""
     if doc is None:
@@ -210,7 +210,9 @@ def bf16_rows(doc):
     cells = []
     for n in ("record", "generate_batched"):
         r = rate(b16[n])
-        cells.append("not run" if r is None else f"{fmt_rate(r)} ({fmt_ratio(r, rate(f32[n]))})")
+        t = workload(torch_doc, n)[0] if torch_doc is not None else None
+        vs_torch = f", {fmt_ratio(r, rate(t))} PyTorch fp32" if r is not None and t else ""
+        cells.append("not run" if r is None else f"{fmt_rate(r)} ({fmt_ratio(r, rate(f32[n]))} f32{vs_torch})")
     ident = agree.get("identical_fraction")
     n_ans = agree.get("answers")
     ident_text = fmt_pct(ident) + (f" of {n_ans}" if isinstance(n_ans, int) and isinstance(ident, (int, float)) else "")
@@ -327,7 +329,8 @@ def model_section(directory, stem):
     for name in unmet:
         lines += profile_lines(directory, stem, name) + [""]
 
-    lines += bf16_rows(docs["ablab"] if not why["ablab"] else None)
+    lines += bf16_rows(docs["ablab"] if not why["ablab"] else None,
+                       docs["pytorch"] if docs["pytorch"] is not None and not why["pytorch"] else None)
 
     # per-peer facts
     lines.append("| | ablab | PyTorch | llama.cpp |")

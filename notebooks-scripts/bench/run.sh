@@ -140,6 +140,10 @@ run_one() {
   fi
 }
 
+# bf16 compute where the CPU has the instruction (ablab refuses it elsewhere, naming the missing feature)
+compute=()
+if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then compute=(--compute bf16); fi
+
 for model in "${MODELS[@]}"; do
   path="$MODELS_DIR/$model"
   stem="${model%.gguf}"
@@ -149,9 +153,6 @@ for model in "${MODELS[@]}"; do
     continue
   fi
   common=(--model "$path" --prompts "$PROMPTS" --n "$N" --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH")
-  # bf16 compute where the CPU has the instruction (ablab refuses it elsewhere, naming the missing feature)
-  compute=()
-  if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then compute=(--compute bf16); fi
 
   if [ -x "$ABLAB" ]; then
     run_one ablab "$model" "$OUT/ablab-$stem.json" "ablab-$stem" "$ABLAB" bench "${common[@]}" "${compute[@]}" --json "$OUT/ablab-$stem.json"
@@ -203,7 +204,8 @@ for model in ${BENCH_LARGE_MODELS-Qwen2.5-Coder-1.5B-Instruct.gguf}; do
   path="$MODELS_DIR/$model"; stem="${model%.gguf}"
   if [ -f "$path" ] && [ -x "$ABLAB" ]; then
     run_one ablab "$model" "$OUT/ablab-$stem.json" "ablab-$stem" "$ABLAB" bench --model "$path" --prompts "$PROMPTS" \
-      --n "${BENCH_LARGE_N:-16}" --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH" --json "$OUT/ablab-$stem.json"
+      --n "${BENCH_LARGE_N:-16}" --threads "$THREADS" --new-tokens "$NEW" --batch "$BATCH" "${compute[@]}" \
+      --json "$OUT/ablab-$stem.json"
     LARGE+=("$model")
   else
     log "skipping $model: not in $MODELS_DIR (make models-large)"
