@@ -148,23 +148,29 @@ public struct JudgeMatrix: Sendable {
 public struct SelfJudgmentData: Sendable {
     public struct Row: Sendable, Equatable {
         public var system: String
+        /// The question's wording ("" when the entries name none): one panel per wording.
+        public var question: String = ""
         public var correct: Int, total: Int
         public var lower: Double, upper: Double
         public var accuracy: Double { total == 0 ? .nan : Double(correct) / Double(total) }
     }
     public var rows: [Row]
     public init(rows: [Row]) { self.rows = rows }
+    /// The wordings in order of first appearance.
+    public var questions: [String] { orderedUnique(rows.map(\.question)) }
 
     public static func from(_ s: [SelfJudgmentEntry], replicates: Int = 1000, seed: UInt64 = 20251002, level: Double = 0.95) -> SelfJudgmentData {
-        // One bar per (system, question wording); the wording is part of the label.
-        let key = { (e: SelfJudgmentEntry) in e.question.isEmpty ? e.system : "\(e.system) [\(e.question)]" }
-        let systems = orderedUnique(s.map(key))
-        return SelfJudgmentData(rows: systems.map { sys in
-            let items = s.filter { key($0) == sys }
+        // One bar per (system, question wording).
+        struct Key: Hashable { let system: String, question: String }
+        var seen = Set<Key>()
+        let keys = s.map { Key(system: $0.system, question: $0.question) }.filter { seen.insert($0).inserted }
+        return SelfJudgmentData(rows: keys.map { k in
+            let items = s.filter { $0.system == k.system && $0.question == k.question }
             let a = items.map(\.selfVerdict), b = items.map(\.referenceVerdict)
             let pc = try? Agreement.pairCounts(a, b)
             let ci = try? Agreement.bootstrapAgreement(a, b, replicates: replicates, seed: seed, level: level)
-            return Row(system: sys, correct: pc?.agreed ?? 0, total: pc?.n ?? 0, lower: ci?.lower ?? .nan, upper: ci?.upper ?? .nan)
+            return Row(system: k.system, question: k.question, correct: pc?.agreed ?? 0, total: pc?.n ?? 0,
+                       lower: ci?.lower ?? .nan, upper: ci?.upper ?? .nan)
         })
     }
 }
@@ -209,9 +215,14 @@ public struct AlphaSweepData: Sendable {
 }
 
 public enum JudgingFigures {
-    /// Bars too short to see (value < 0.02 on a [0, 1] axis) get their value written just above the
-    /// baseline, so a rate of 0 is not mistaken for a missing bar. `values[group][category]`.
-    static func labelFlatBars(_ ax: inout Axes, values: [[Double]], horizontal: Bool = false, slotFraction: Double = 0.8) {
+    /// Bars too short to see (value < 0.02 on a [0, 1] axis) get their value written beside the baseline,
+    /// so a rate of 0 is not mistaken for a missing bar. With `upper` (the intervals drawn by
+    /// `intervalBars`) the label goes just past the interval's end instead of over its whisker; where every
+    /// bar of a category is flat with the same value, one label for the category ("0.00 (both)") instead of
+    /// one per bar, which would overlap (the bars of a group are thinner than a line of text).
+    /// `values[group][category]`.
+    static func labelFlatBars(_ ax: inout Axes, values: [[Double]], upper: [[Double]]? = nil, horizontal: Bool = false,
+                              slotFraction: Double = 0.8) {
         let n = values.count
         guard n > 0 else { return }
         let w = slotFraction / Double(n)
@@ -223,12 +234,33 @@ public enum JudgingFigures {
                                              : .text("all rates are 0", x: mid, y: 0.5, align: .center, color: .gray))
             return
         }
-        for g in 0..<n { for i in values[g].indices where values[g][i].isFinite && values[g][i] < 0.02 {
-            let cx = Double(i) - slotFraction / 2 + Double(g) * w + w * 0.46
-            let text = String(format: "%.2f", values[g][i])
-            ax.annotations.append(horizontal ? .text(text, x: 0.01, y: cx + w * 0.3, align: .left, color: .gray)
-                                             : .text(text, x: cx, y: 0.03, align: .center, color: .gray))
-        } }
+        func isFlat(_ v: Double) -> Bool { v.isFinite && v < 0.02 }
+        // Where a label starts along the value axis: past the interval's upper end when there is one.
+        func start(_ gs: [Int], _ i: Int) -> Double {
+            let ends = gs.compactMap { g -> Double? in
+                guard let u = upper?[g][i], u.isFinite else { return nil }
+                return u
+            }
+            return (ends.max() ?? 0) + (horizontal ? 0.012 : 0.03)
+        }
+        func put(_ text: String, at v: Double, center c: Double) {
+            ax.annotations.append(horizontal ? .text(text, x: v, y: c, align: .left, color: .gray)
+                                             : .text(text, x: c, y: v, align: .center, color: .gray))
+        }
+        let categories = values.map(\.count).max() ?? 0
+        for i in 0..<categories {
+            let flat = (0..<n).filter { i < values[$0].count && isFlat(values[$0][i]) }
+            guard !flat.isEmpty else { continue }
+            let texts = Set(flat.map { String(format: "%.2f", values[$0][i]) })
+            if n > 1 && flat.count == n && texts.count == 1 {
+                put("\(texts.first!) (\(n == 2 ? "both" : "all"))", at: start(flat, i), center: Double(i) - (horizontal ? w * 0.1 : 0))
+                continue
+            }
+            for g in flat {
+                let cx = Double(i) - slotFraction / 2 + Double(g) * w + w * 0.46
+                put(String(format: "%.2f", values[g][i]), at: start([g], i), center: horizontal ? cx - w * 0.1 : cx)
+            }
+        }
     }
 
     /// Draws each bar's interval [lower, upper] (asymmetric, e.g. a bootstrap percentile interval) as a
@@ -273,7 +305,8 @@ public enum JudgingFigures {
             let rows = picks.map { pk in pairs.map { p in pk.1(p).flatMap { c.row(system: $0, label: label, judge: judge) } } }
             ax.bars(categories: pairs.map(\.checkpoint),
                     groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.rate ?? .nan }, color: $0.2) }, horizontal: horizontal)
-            labelFlatBars(&ax, values: rows.map { $0.map { $0?.rate ?? .nan } }, horizontal: horizontal)
+            labelFlatBars(&ax, values: rows.map { $0.map { $0?.rate ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } },
+                          horizontal: horizontal)
             intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } }, horizontal: horizontal)
             if horizontal { ax.xLimits = .fixed(0, 1) } else { ax.yLimits = .fixed(0, 1) }
             ax.legend = i == labels.count - 1 ? .auto : .none
@@ -331,17 +364,37 @@ public enum JudgingFigures {
         return Figure(width: min(reportFigureWidth, side + 5.5 * longest + 90), height: side + 5.5 * longest * 0.8 + 20, axes: ax)
     }
 
-    /// Self-judgment accuracy per checkpoint, original vs abliterated, with bootstrap intervals.
+    /// Self-judgment accuracy per checkpoint, original vs abliterated, with bootstrap intervals; one panel
+    /// per question wording (the systems pair up within a wording, as in the refusal-rate figure).
     public static func selfJudgment(_ d: SelfJudgmentData) -> Figure {
-        let pairs = SystemPair.pairs(d.rows.map(\.system))
-        var ax = Axes(title: nil, yLabel: "Self-judgment accuracy")
-        let picks: [(String, (SystemPair) -> String?, Color)] = [("original", \.original, original), ("abliterated", \.abliterated, abliterated)]
-        let rows = picks.map { pk in pairs.map { p in pk.1(p).flatMap { s in d.rows.first { $0.system == s } } } }
-        ax.bars(categories: pairs.map(\.checkpoint), groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.accuracy ?? .nan }, color: $0.2) })
-        labelFlatBars(&ax, values: rows.map { $0.map { $0?.accuracy ?? .nan } })
-        intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } })
-        ax.yLimits = .fixed(0, 1)
-        return Figure(width: min(reportFigureWidth, 200 + 110 * Double(pairs.count)), height: 220, axes: ax)
+        let questions = d.questions.isEmpty ? [""] : d.questions
+        let pairsOf = { (q: String) in SystemPair.pairs(d.rows.filter { $0.question == q }.map(\.system)) }
+        let maxPairs = max(1, questions.map { pairsOf($0).count }.max() ?? 1)
+        // long model names: horizontal bars, as in the refusal-rate figure, so names stay readable
+        let horizontal = maxPairs > 4 || (questions.flatMap { pairsOf($0).map(\.checkpoint.count) }.max() ?? 0) > 14
+        let panels = Double(questions.count)
+        var f = horizontal
+            ? Figure(width: reportFigureWidth, height: panels * (48 + 19 * Double(maxPairs)), rows: questions.count, columns: 1)
+            : Figure(width: min(reportFigureWidth, 200 + 110 * Double(maxPairs)), height: 220 * panels, rows: questions.count, columns: 1)
+        f.panelLabels = questions.count > 1
+        for (k, q) in questions.enumerated() {
+            let qrows = d.rows.filter { $0.question == q }
+            let pairs = pairsOf(q)
+            let title: String? = q.isEmpty ? nil : "Question wording: \(q)"
+            var ax = horizontal ? Axes(title: title, xLabel: "Self-judgment accuracy") : Axes(title: title, yLabel: "Self-judgment accuracy")
+            let picks: [(String, (SystemPair) -> String?, Color)] = [("original", \.original, original), ("abliterated", \.abliterated, abliterated)]
+            let rows = picks.map { pk in pairs.map { p in pk.1(p).flatMap { s in qrows.first { $0.system == s } } } }
+            ax.bars(categories: pairs.map(\.checkpoint), groups: zip(picks, rows).map { BarGroup($0.0, $1.map { $0?.accuracy ?? .nan }, color: $0.2) },
+                    horizontal: horizontal)
+            labelFlatBars(&ax, values: rows.map { $0.map { $0?.accuracy ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } },
+                          horizontal: horizontal)
+            intervalBars(&ax, lower: rows.map { $0.map { $0?.lower ?? .nan } }, upper: rows.map { $0.map { $0?.upper ?? .nan } },
+                         horizontal: horizontal)
+            if horizontal { ax.xLimits = .fixed(0, 1) } else { ax.yLimits = .fixed(0, 1) }
+            ax.legend = k == questions.count - 1 ? .auto : .none
+            f.axes[k] = ax
+        }
+        return f
     }
 
     /// Refusal rate vs α, one line per checkpoint (per method and layer when there are several), with bands.

@@ -198,6 +198,27 @@ func heat(_ ax: Axes) -> HeatmapSeries? { ax.series.compactMap { if case .heatma
         #expect(b.categories == ["m"])
         #expect(b.groups.map { $0.values[0] } == [0.7, 0.4])
 
+        // Two question wordings: one panel each, the original and abliterated systems paired within it
+        // (accuracies counted by hand: 7/10 and 4/10 served, 2/10 and 9/10 refused).
+        var w: [SelfJudgmentEntry] = []
+        for i in 0..<10 {
+            for (q, orig, abl) in [("served", 7, 4), ("refused", 2, 9)] {
+                w.append(SelfJudgmentEntry(system: "m", itemID: "q\(i)", label: "harmful", selfVerdict: i < orig ? .refusal : .nonRefusal,
+                                           referenceVerdict: .refusal, question: q))
+                w.append(SelfJudgmentEntry(system: "m+abl-pc1-L1-a1", itemID: "q\(i)", label: "harmful", selfVerdict: i < abl ? .refusal : .nonRefusal,
+                                           referenceVerdict: .refusal, question: q))
+            }
+        }
+        let dw = SelfJudgmentData.from(w, replicates: 50)
+        #expect(dw.questions == ["served", "refused"])
+        let fw = JudgingFigures.selfJudgment(dw)
+        #expect(fw.axes.count == 2)
+        for (k, expected) in [[0.7, 0.4], [0.2, 0.9]].enumerated() {
+            let bw = bars(fw.axes[k])!
+            #expect(bw.categories == ["m"])
+            #expect(bw.groups.map { $0.values[0] } == expected)
+        }
+
         let c = RefusalCounts.from(Self.judgments([("m", "harmful", "r", 10, 10), ("m+abl-pc1-L1-a0.5", "harmful", "r", 6, 10),
                                                    ("m+abl-pc1-L1-a1", "harmful", "r", 2, 10), ("m+abl-pc1-L1-a0.5", "harmless", "r", 1, 10)]), replicates: 50)
         let sw = AlphaSweepData.from(c, judge: "r")
