@@ -368,10 +368,10 @@ public enum JudgingFigures {
     /// per question wording (the systems pair up within a wording, as in the refusal-rate figure).
     public static func selfJudgment(_ d: SelfJudgmentData) -> Figure {
         let questions = d.questions.isEmpty ? [""] : d.questions
-        let pairsOf = { (q: String) in SystemPair.pairs(d.rows.filter { $0.question == q }.map(\.system)) }
-        let maxPairs = max(1, questions.map { pairsOf($0).count }.max() ?? 1)
+        let pairsByQuestion = questions.map { q in SystemPair.pairs(d.rows.filter { $0.question == q }.map(\.system)) }
+        let maxPairs = max(1, pairsByQuestion.map(\.count).max() ?? 1)
         // long model names: horizontal bars, as in the refusal-rate figure, so names stay readable
-        let horizontal = maxPairs > 4 || (questions.flatMap { pairsOf($0).map(\.checkpoint.count) }.max() ?? 0) > 14
+        let horizontal = maxPairs > 4 || (pairsByQuestion.joined().map(\.checkpoint.count).max() ?? 0) > 14
         let panels = Double(questions.count)
         var f = horizontal
             ? Figure(width: reportFigureWidth, height: panels * (48 + 19 * Double(maxPairs)), rows: questions.count, columns: 1)
@@ -379,7 +379,7 @@ public enum JudgingFigures {
         f.panelLabels = questions.count > 1
         for (k, q) in questions.enumerated() {
             let qrows = d.rows.filter { $0.question == q }
-            let pairs = pairsOf(q)
+            let pairs = pairsByQuestion[k]
             let title: String? = q.isEmpty ? nil : "Question wording: \(q)"
             var ax = horizontal ? Axes(title: title, xLabel: "Self-judgment accuracy") : Axes(title: title, yLabel: "Self-judgment accuracy")
             let picks: [(String, (SystemPair) -> String?, Color)] = [("original", \.original, original), ("abliterated", \.abliterated, abliterated)]

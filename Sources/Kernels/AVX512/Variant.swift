@@ -6,11 +6,5 @@ extension Impl {
 /// Rows of x per register tile of the panel path.
 let tileX = 4
 
-/// f16 → Float for block scales: one vcvtph2ps (F16C), exact like `halfToFloat`.
-@inline(__always) func halfScale(_ h: UInt16) -> Float {
-    #if arch(x86_64) && os(macOS)
-    return halfToFloat(h)
-    #else
-    return Float(Float16(bitPattern: h))
-    #endif
-}
+/// Block scales through F16C's vcvtph2ps (`halfScale`, Lanes.swift).
+let f16cScales = true

@@ -7,5 +7,5 @@ extension Impl {
 /// Rows of x per register tile of the panel path.
 let tileX = 1
 
-/// f16 → Float for block scales: the portable arithmetic (the baseline x86-64 has no F16C).
-@inline(__always) func halfScale(_ h: UInt16) -> Float { halfToFloat(h) }
+/// Block scales by the portable arithmetic (`halfScale`, Lanes.swift): the baseline x86-64 has no F16C.
+let f16cScales = false

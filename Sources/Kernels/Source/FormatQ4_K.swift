@@ -17,6 +17,8 @@ enum Q4_KFormat: BlockDecoder {
     static var pieces: Int { 8 }
 
     /// Sub-block j (elements 32j ..< 32j + 32): the low (j even) or high nibbles of qs[32(j/2) ..< +32].
+    /// (d · sc) · q is exact (11 + 6 + 4 significant bits), so subtracting dmin · m in a fused multiply-add
+    /// rounds once, as the product and then the difference do.
     @inline(__always) static func decode(_ p: UnsafeRawPointer, piece j: Int, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
         let (sc, mn) = scaleMin((p + 4).assumingMemoryBound(to: UInt8.self), j)
         let dj = V16(repeating: blockScale(p, 0) * sc), dmj = V16(repeating: -(blockScale(p, 2) * mn))
@@ -25,21 +27,8 @@ enum Q4_KFormat: BlockDecoder {
         out[1] = dmj.addingProduct(dj, floatOf(j & 1 == 0 ? qb & 0x0F : qb &>> 4))
     }
 
+    /// The whole block: its eight pieces in order (the panel path decodes whole blocks).
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
-        let d = blockScale(p, 0), dmin = blockScale(p, 2)
-        let s = (p + 4).assumingMemoryBound(to: UInt8.self)
-        for g in 0..<4 {
-            // (d · sc) · q is exact (11 + 6 + 4 significant bits), so subtracting dmin · m in a fused
-            // multiply-add rounds once, as the product and then the difference do.
-            let (sc0, m0) = scaleMin(s, 2 * g), (sc1, m1) = scaleMin(s, 2 * g + 1)
-            let d0 = V16(repeating: d * sc0), dm0 = V16(repeating: -(dmin * m0))
-            let d1 = V16(repeating: d * sc1), dm1 = V16(repeating: -(dmin * m1))
-            let qa = widenU8(p + 16 + 32 * g), qb = widenU8(p + 16 + 32 * g + 16)
-            let o = out + 4 * g
-            o[0] = dm0.addingProduct(d0, floatOf(qa & 0x0F))
-            o[1] = dm0.addingProduct(d0, floatOf(qb & 0x0F))
-            o[2] = dm1.addingProduct(d1, floatOf(qa &>> 4))
-            o[3] = dm1.addingProduct(d1, floatOf(qb &>> 4))
-        }
+        for j in 0..<8 { decode(p, piece: j, out + 2 * j, lanes) }
     }
 }

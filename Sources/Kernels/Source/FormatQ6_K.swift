@@ -7,35 +7,22 @@ enum Q6_KFormat: BlockDecoder {
 
     static var pieces: Int { 8 }
 
-    /// Piece j = 4h + k (elements 32j ..< 32j + 32) of half h, as in the loop below.
+    /// Piece j = 4h + k (elements 32j ..< 32j + 32) of half h. d · scales[i] is exact (11 significant bits
+    /// times 7), and so is (d · sc) · (q − 32) (18 + 6 bits).
     @inline(__always) static func decode(_ p: UnsafeRawPointer, piece j: Int, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
         let h = j >> 2, k = j & 3
         let d = blockScale(p, 208)
         let sc = (p + 192).assumingMemoryBound(to: Int8.self)
         let qh = p + 128 + 32 * h, lbase = p + 64 * h + 32 * (k & 1)
         let la = widenU8(lbase), lb = widenU8(lbase + 16)
-        let qa = ((k < 2 ? la : la &>> 4) & 0x0F) | twoBitsTo4(widenU8(qh), 2 * k)
-        let qb = ((k < 2 ? lb : lb &>> 4) & 0x0F) | twoBitsTo4(widenU8(qh + 16), 2 * k)
+        let qa = ((k < 2 ? la : la &>> 4) & 0x0F) | bitsTo4(widenU8(qh), 2 * k, mask: 0x30)
+        let qb = ((k < 2 ? lb : lb &>> 4) & 0x0F) | bitsTo4(widenU8(qh + 16), 2 * k, mask: 0x30)
         out[0] = V16(repeating: d * Float(sc[2 * j])) * floatOf(qa, minus: 32)
         out[1] = V16(repeating: d * Float(sc[2 * j + 1])) * floatOf(qb, minus: 32)
     }
 
+    /// The whole block: its eight pieces in order (the panel path decodes whole blocks).
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
-        // The sixteen scales d · scales[i] at once (exact: 11 significant bits times 7); then
-        // (d · sc) · (q − 32) is exact too (18 + 6 bits).
-        let ds = V16(repeating: blockScale(p, 208)) * floatOf(widenI8(p + 192))
-        for h in 0..<2 {
-            let ql = p + 64 * h, qh = p + 128 + 32 * h
-            let ha = widenU8(qh), hb = widenU8(qh + 16)
-            let l0a = widenU8(ql), l0b = widenU8(ql + 16), l1a = widenU8(ql + 32), l1b = widenU8(ql + 48)
-            for k in 0..<4 {
-                let la = k & 1 == 0 ? l0a : l1a, lb = k & 1 == 0 ? l0b : l1b
-                let qa = ((k < 2 ? la : la &>> 4) & 0x0F) | twoBitsTo4(ha, 2 * k)
-                let qb = ((k < 2 ? lb : lb &>> 4) & 0x0F) | twoBitsTo4(hb, 2 * k)
-                let o = out + 8 * h + 2 * k
-                o[0] = V16(repeating: ds[8 * h + 2 * k]) * floatOf(qa, minus: 32)
-                o[1] = V16(repeating: ds[8 * h + 2 * k + 1]) * floatOf(qb, minus: 32)
-            }
-        }
+        for j in 0..<8 { decode(p, piece: j, out + 2 * j, lanes) }
     }
 }

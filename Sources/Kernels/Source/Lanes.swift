@@ -53,15 +53,11 @@ public nonisolated(unsafe) var opaqueLaneIndex = SIMD16<UInt32>(0, 1, 2, 3, 4, 5
     (U16(repeating: word) &>> lanes) & 0x10
 }
 
-/// Bits s and s + 1 of every lane moved to bits 4 and 5 (one shift and one mask; s is a constant
-/// once the callers' loops are unrolled).
-@inline(__always) func twoBitsTo4(_ h: U16, _ s: Int) -> U16 {
-    s <= 4 ? (h &<< UInt32(4 - s)) & 0x30 : (h &>> UInt32(s - 4)) & 0x30
-}
-
-/// Bit s of every lane moved to bit 4.
-@inline(__always) func bitTo4(_ h: U16, _ s: Int) -> U16 {
-    s <= 4 ? (h &<< UInt32(4 - s)) & 0x10 : (h &>> UInt32(s - 4)) & 0x10
+/// The bits of every lane from bit s up, moved to start at bit 4 and kept by `mask` (0x10: one fifth bit,
+/// Q5_K; 0x30: two high bits, Q6_K): one shift and one mask (s is a constant once the callers' loops are
+/// unrolled).
+@inline(__always) func bitsTo4(_ h: U16, _ s: Int, mask: UInt32) -> U16 {
+    s <= 4 ? (h &<< UInt32(4 - s)) & mask : (h &>> UInt32(s - 4)) & mask
 }
 
 /// Exact Float of small signed integers (|q| < 2²²): the bits of 1.5·2²³ + q, minus 1.5·2²³.
@@ -86,6 +82,16 @@ public nonisolated(unsafe) var opaqueLaneIndex = SIMD16<UInt32>(0, 1, 2, 3, 4, 5
     let scaled = Float(bitPattern: magnitude) * 0x1p112
     let v = magnitude >= 0x0F80_0000 ? Float(bitPattern: magnitude | 0x7F80_0000) : scaled
     return Float(bitPattern: v.bitPattern | (UInt32(h & 0x8000) << 16))
+}
+
+/// f16 → Float for block scales: one vcvtph2ps where the build has F16C (`f16cScales`, Variant.swift),
+/// the portable arithmetic otherwise; exact either way.
+@inline(__always) func halfScale(_ h: UInt16) -> Float {
+    #if arch(x86_64) && os(macOS)
+    return halfToFloat(h)
+    #else
+    return f16cScales ? Float(Float16(bitPattern: h)) : halfToFloat(h)
+    #endif
 }
 
 @inline(__always) func half(_ p: UnsafeRawPointer, _ o: Int) -> Float {

@@ -14,9 +14,6 @@ import KernelABI
 /// Rows of x from which the panel path is used.
 let panelFromRows = 4
 
-/// Rows of x per block of the panel path (a multiple of every path's tileX).
-let panelBlockRows = 256
-
 /// How far ahead of its use the few-rows path prefetches weight bytes (at least one group of four rows).
 let prefetchBytes = 2048
 

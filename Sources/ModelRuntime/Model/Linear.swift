@@ -105,9 +105,6 @@ struct LinearProduct {
 
     struct Part { let linear: Linear; let outOffset: Int }
 
-    /// Rows of x per block of the bf16 path (as the Float32 kernels' `panelBlockRows`).
-    static let bf16BlockRows = 256
-
     /// out[i, part.outOffset + j] (+)= x[i] · W_partᵀ[j] (+ b_part[j]) for every part, in Float32 (`.f32`)
     /// or with bf16 operands (`.bf16`, which the caller has checked the CPU can run; see `ComputeMode`).
     static func run(_ parts: [Part], x: UnsafePointer<Float>, m: Int, ldx: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
@@ -149,12 +146,12 @@ struct LinearProduct {
                 if a < b {
                     if compute == .bf16 {
                         // Groups of `panelRows` rows of W: decoded exactly (the values f32 uses), rounded to bf16,
-                        // against blocks of `bf16BlockRows` rows of x (a block stays in the caches while the
+                        // against blocks of `panelBlockRows` rows of x (a block stays in the caches while the
                         // panels stream past it, as in the Float32 kernels).
                         let wp = bf16Panels.value[c]
                         var i0 = 0
                         while i0 < m {
-                            let mi = min(Self.bf16BlockRows, m - i0)
+                            let mi = min(panelBlockRows, m - i0)
                             var j = a - base
                             while j < b - base {
                                 let nj = min(panelRows, b - base - j)
