@@ -132,7 +132,7 @@ extension KernelSet {
 }
 
 /// Rows of W dequantized together when the panel path runs.
-public let panelRows = 16
+public let panelRows = 8
 
 /// Rows of x per block of the many-rows products (Float32 kernels and the bf16 path): a block stays in the
 /// caches while the decoded panels stream past it. A multiple of every kernel path's register tile rows.

@@ -98,7 +98,7 @@ struct KernelPathTests {
           arguments: shapes)
     func bitIdentity(_ format: WeightFormat, _ rows: Int, _ cols: Int) {
         let bytes = Self.matrix(format, rows: rows, cols: cols, seed: 11)
-        let m = 9
+        let m = 17   // AVX-512's tiles: 6 + 6 rows, then 4, then one
         let x = Self.floats(m * cols, seed: 12)
         bytes.withUnsafeBytes { raw in
             let w = WeightMatrix(format: format, rows: rows, cols: cols, base: raw.baseAddress!)
@@ -110,7 +110,7 @@ struct KernelPathTests {
                     #expect(out.map(\.bitPattern) == reference.map(\.bitPattern), "\(format) \(path) split \(split)")
                 }
                 // each row alone (decoding) and in groups of every size (batches): the same bits
-                for group in [1, 2, 3, 4, 5] {
+                for group in [1, 2, 3, 4, 5, 6, 10, 16] {
                     var i = 0
                     while i < m {
                         let g = min(group, m - i)
@@ -131,7 +131,13 @@ struct KernelPathTests {
 
     @Test("elementwise kernels and attention give the same bits on every CPU path")
     func elementwiseBitIdentity() {
-        let n = 903, hd = 64, visible = 41
+        for (hd, visible) in [(64, 41), (80, 16), (128, 50), (40, 37)] { elementwiseBitIdentity(hd: hd, visible: visible) }
+    }
+
+    /// Head widths a multiple of 64 (register rows of weighted values), of 16 only, and of neither (the
+    /// scalar tails); visible positions past and at a multiple of 16 (scores reduced sixteen at a time).
+    func elementwiseBitIdentity(hd: Int, visible: Int) {
+        let n = 903
         let x = Self.floats(n, seed: 21), w = Self.floats(n, seed: 22), gu = Self.floats(2 * n, seed: 23).map { $0 * 9 }
         let q = Self.floats(hd, seed: 24), k = Self.floats(visible * hd, seed: 25), v = Self.floats(visible * hd, seed: 26)
         func run(_ K: any KernelSet.Type) -> [UInt32] {
@@ -145,7 +151,7 @@ struct KernelPathTests {
             return (norm + act + sm + e + att + [K.dot(x, w, n: n)]).map(\.bitPattern)
         }
         let reference = run(CPUKernels.kernels(for: .portable))
-        for path in CPUKernels.available { #expect(run(CPUKernels.kernels(for: path)) == reference, "\(path)") }
+        for path in CPUKernels.available { #expect(run(CPUKernels.kernels(for: path)) == reference, "\(path) hd \(hd) visible \(visible)") }
     }
 
     @Test("the CPU paths this machine runs are found, and the one in use is the fastest of them")

@@ -7,3 +7,7 @@ let tileX = 1
 
 /// Block scales through F16C's vcvtph2ps (`halfScale`, Lanes.swift).
 let f16cScales = true
+
+/// Whether dot products of attention scores are reduced sixteen at a time (`hsum16`: the same bits; it
+/// needs the registers of AVX-512 to hold sixteen accumulators).
+let jointReductions = false

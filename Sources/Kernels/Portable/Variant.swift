@@ -9,3 +9,7 @@ let tileX = 1
 
 /// Block scales by the portable arithmetic (`halfScale`, Lanes.swift): the baseline x86-64 has no F16C.
 let f16cScales = false
+
+/// Whether dot products of attention scores are reduced sixteen at a time (`hsum16`: the same bits; it
+/// needs the registers of AVX-512 to hold sixteen accumulators).
+let jointReductions = false

@@ -139,9 +139,52 @@ extension Impl {
 
     public static func attend(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int, visible: Int,
                               hd: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        for j in 0..<visible { scores[j] = scale * dotCanonical(q, k + j * stride, hd) }
+        var j = 0
+        if jointReductions && hd % 16 == 0 {
+            // Sixteen positions at a time, their accumulators reduced together (`hsum16`: the additions of
+            // `dotCanonical`, lane by lane side by side). hd is a multiple of 16, so the tail is + 0 as there.
+            let zero = V16()
+            while j + 16 <= visible {
+                let kj = k + j * stride
+                @inline(__always) func acc(_ t: Int) -> V16 {
+                    let kt = kj + t * stride
+                    var a = V16()
+                    var e = 0
+                    while e < hd { a.addProduct(load16(q + e), load16(kt + e)); e += 16 }
+                    return a
+                }
+                let r = hsum16(acc(0), acc(1), acc(2), acc(3), acc(4), acc(5), acc(6), acc(7),
+                               acc(8), acc(9), acc(10), acc(11), acc(12), acc(13), acc(14), acc(15)) + zero
+                store16(V16(repeating: scale) * r, scores + j)
+                j += 16
+            }
+        }
+        while j < visible { scores[j] = scale * dotCanonical(q, k + j * stride, hd); j += 1 }
         softmax(scores, n: visible)
-        out.update(repeating: 0, count: hd)
-        for j in 0..<visible { axpy(scores[j], v + j * stride, out, hd) }
+        // out = Σ_j p_j v_j, each element's fused multiply-adds in the order of j from 0 (as `axpy` into a
+        // zeroed row): 64 elements at a time held in registers over all positions, then 16, then one.
+        var c = 0
+        while c + 64 <= hd {
+            var o0 = V16(), o1 = V16(), o2 = V16(), o3 = V16()
+            for j in 0..<visible {
+                let p = V16(repeating: scores[j]), vr = v + j * stride + c
+                o0.addProduct(p, load16(vr)); o1.addProduct(p, load16(vr + 16))
+                o2.addProduct(p, load16(vr + 32)); o3.addProduct(p, load16(vr + 48))
+            }
+            store16(o0, out + c); store16(o1, out + c + 16); store16(o2, out + c + 32); store16(o3, out + c + 48)
+            c += 64
+        }
+        while c + 16 <= hd {
+            var o0 = V16()
+            for j in 0..<visible { o0.addProduct(V16(repeating: scores[j]), load16(v + j * stride + c)) }
+            store16(o0, out + c)
+            c += 16
+        }
+        while c < hd {
+            var o: Float = 0
+            for j in 0..<visible { o = o.addingProduct(scores[j], v[j * stride + c]) }
+            out[c] = o
+            c += 1
+        }
     }
 }

@@ -14,6 +14,16 @@ import KernelABI
 /// Rows of x from which the panel path is used.
 let panelFromRows = 4
 
+/// Rows of x per block of the panel path for rows of k floats: the block stays in L2 (\(l2BlockBytes)
+/// bytes of it) while the panels stream past, at most `panelBlockRows`, a multiple of 12 rows (the tiles
+/// are 6 or 4 rows high).
+@inline(__always) func blockRows(k: Int) -> Int {
+    max(24, min(panelBlockRows, l2BlockBytes / (4 * k) / 12 * 12))
+}
+
+/// The share of a core's L2 that a block of x rows may fill.
+let l2BlockBytes = 768 * 1024
+
 /// How far ahead of its use the few-rows path prefetches weight bytes (at least one group of four rows).
 let prefetchBytes = 2048
 
@@ -49,7 +59,7 @@ extension Impl {
             // a few percent of multiplying them with 256 rows). Each output still has one accumulator.
             var i0 = 0
             while i0 < m {
-                let mi = min(panelBlockRows, m - i0)
+                let mi = min(blockRows(k: w.cols), m - i0)
                 var j = columns.lowerBound
                 while j < columns.upperBound {
                     let nj = min(panelRows, columns.upperBound - j)
@@ -78,11 +88,16 @@ extension Impl {
         let nb = k / D.elements
         let k16 = nb * D.elements
         let lanes = opaqueLaneIndex
+        // The rows are contiguous: their bytes are prefetched `prefetchBytes` ahead of decoding, a cache
+        // line per 64 bytes decoded (decoding 16 rows of batched decoding otherwise waits on memory).
+        var pf = w.base + rows.lowerBound * w.rowBytes + prefetchBytes
         for (r, j) in rows.enumerated() {
             let row = w.base + j * w.rowBytes
             let o = out + r * k
             var b = 0
             while b < nb {
+                let at = row + (b + 1) * D.bytes + prefetchBytes
+                while pf < at { prefetch(pf); pf += 64 }
                 decodeInto(D.self, row + b * D.bytes, o + b * D.elements, lanes)
                 b += 1
             }
@@ -194,6 +209,19 @@ extension Impl {
                 j += 1
             }
             i += tileX
+        }
+        if tileX > 4 && i + 4 <= m {
+            // Four of the rows left past the last full tile (16 rows of batched decoding are 6 + 6 + 4).
+            var j = 0
+            while j + 4 <= nj {
+                tile4x4(wr + j * k, k: k, k16: k16, x: x + i * ldx, ldx: ldx, out: out + i * ldo + j, ldo: ldo, accumulate: accumulate)
+                j += 4
+            }
+            while j < nj {
+                for ii in 0..<4 { single(wr + j * k, k: k, k16: k16, x: x + (i + ii) * ldx, out: out + (i + ii) * ldo + j, accumulate: accumulate) }
+                j += 1
+            }
+            i += 4
         }
         while i < m {
             var j = 0
