@@ -134,6 +134,6 @@ extension KernelSet {
 /// Rows of W dequantized together when the panel path runs.
 public let panelRows = 8
 
-/// Rows of x per block of the many-rows products (Float32 kernels and the bf16 path): a block stays in the
-/// caches while the decoded panels stream past it. A multiple of every kernel path's register tile rows.
+/// Rows of x per block of the many-rows products (at most, in the Float32 kernels, which size blocks by L2;
+/// the bf16 path's blocks): a block stays in the caches while the decoded panels stream past it.
 public let panelBlockRows = 256

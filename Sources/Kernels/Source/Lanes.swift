@@ -158,15 +158,7 @@ extension BlockDecoder {
 /// addition does each step for all four (three shuffles an accumulator instead of four and a
 /// scalar extraction; one vector store of four outputs).
 @inline(__always) func hsum4(_ a: V16, _ b: V16, _ c: V16, _ d: V16) -> SIMD4<Float> {
-    // Halves: lane i of ab is a[i] + a[i + 8] (i < 8), lane 8 + i is b[i] + b[i + 8].
-    let ab = V16(lowHalf: a.lowHalf, highHalf: b.lowHalf) + V16(lowHalf: a.highHalf, highHalf: b.highHalf)
-    let cd = V16(lowHalf: c.lowHalf, highHalf: d.lowHalf) + V16(lowHalf: c.highHalf, highHalf: d.highHalf)
-    // Quarters: chunk q (lanes 4q…4q + 3) holds s4 of the q-th accumulator (s8[i] + s8[i + 4]).
-    let s4 = V16(lowHalf: SIMD8(lowHalf: ab.lowHalf.lowHalf, highHalf: ab.highHalf.lowHalf),
-                 highHalf: SIMD8(lowHalf: cd.lowHalf.lowHalf, highHalf: cd.highHalf.lowHalf))
-        + V16(lowHalf: SIMD8(lowHalf: ab.lowHalf.highHalf, highHalf: ab.highHalf.highHalf),
-              highHalf: SIMD8(lowHalf: cd.lowHalf.highHalf, highHalf: cd.highHalf.highHalf))
-    // Eighths: s2[0] = s4[0] + s4[2], s2[1] = s4[1] + s4[3]; then s2[0] + s2[1].
+    let s4 = quarters(halves(a, b), halves(c, d))   // chunk q: s4 of the q-th accumulator
     // As pairs (64-bit lanes): the even pairs are (s4[0], s4[1]) of each accumulator, the odd (s4[2], s4[3]).
     let pairs = unsafeBitCast(s4, to: SIMD8<Double>.self)
     let s2 = unsafeBitCast(pairs.evenHalf, to: SIMD8<Float>.self) + unsafeBitCast(pairs.oddHalf, to: SIMD8<Float>.self)

@@ -228,32 +228,39 @@ public final class Transformer {
 
         hooks.run(l, .residPre, rows: x, rowCount: T, dModel: d, segments: segments)
 
+        // The row-wise steps (norms, q/k norms, RoPE, the KV cache rows, activations) run on row ranges,
+        // one per thread: each row is computed alone, so the split changes nothing.
+        let threads = scoreWorkers
+        let ux = UnsafeSendableMutable(x), uxn = UnsafeSendableMutable(xn), uqkv = UnsafeSendableMutable(qkv)
+
         // Attention.  xn = norm(x); qkv [T, qkvDim] = xn · [Wq | Wk | Wv]ᵀ (+ b)
-        K.rmsNorm(x, w.attnNorm, offset: off, xn, n: d, eps: c.rmsEps, count: T)
-        linear([w.q, w.k, w.v], x: xn, m: T, ldx: d, out: qkv, ldo: qkvDim)
-        // q/k norms: RMSNorm over each head's headDim values, in place (Qwen3, Gemma 3).
-        if let qn = w.qNorm, let kn = w.kNorm {
-            for r in 0..<T {
-                let row = qkv + r * qkvDim
-                K.rmsNorm(row, qn, offset: off, row, n: hd, eps: c.rmsEps, count: c.nHeads)
-                K.rmsNorm(row + qDim, kn, offset: off, row + qDim, n: hd, eps: c.rmsEps, count: c.nKVHeads)
-            }
+        parallelRows(T, threads: threads) { r in
+            K.rmsNorm(ux.p + r.lowerBound * d, w.attnNorm, offset: off, uxn.p + r.lowerBound * d, n: d, eps: c.rmsEps, count: r.count)
         }
+        linear([w.q, w.k, w.v], x: xn, m: T, ldx: d, out: qkv, ldo: qkvDim)
         let rope = ropeTables[layerRope[l]]
         let half = rope.half
         let adjacent = c.ropeStyle == .adjacentPairs
-        for (si, s) in segments.enumerated() {
-            let cache = items[si].cache
-            let kc = cache.k[l], vc = cache.v[l]
-            for i in 0..<s.rowCount {
-                let pos = s.positionStart + i
-                let row = qkv + (s.rowStart + i) * qkvDim
+        let caches = items.map { (UnsafeSendableMutable($0.cache.k[l]), UnsafeSendableMutable($0.cache.v[l])) }
+        parallelRows(T, threads: threads) { rows in
+            var si = 0
+            for r in rows {
+                while r >= segments[si].rowStart + segments[si].rowCount { si += 1 }
+                let s = segments[si]
+                let row = uqkv.p + r * qkvDim
+                // q/k norms: RMSNorm over each head's headDim values, in place (Qwen3, Gemma 3).
+                if let qn = w.qNorm, let kn = w.kNorm {
+                    K.rmsNorm(row, qn, offset: off, row, n: hd, eps: c.rmsEps, count: c.nHeads)
+                    K.rmsNorm(row + qDim, kn, offset: off, row + qDim, n: hd, eps: c.rmsEps, count: c.nKVHeads)
+                }
+                let pos = s.positionStart + r - s.rowStart
                 let cs = rope.cos + pos * half, sn = rope.sin + pos * half
                 for h in 0..<(c.nHeads + c.nKVHeads) {   // Q heads then K heads are contiguous
                     K.rope(row + h * hd, cos: cs, sin: sn, half: half, adjacentPairs: adjacent)
                 }
-                (kc + pos * kvDim).update(from: row + qDim, count: kvDim)
-                (vc + pos * kvDim).update(from: row + qDim + kvDim, count: kvDim)
+                let (kc, vc) = caches[si]
+                (kc.p + pos * kvDim).update(from: row + qDim, count: kvDim)
+                (vc.p + pos * kvDim).update(from: row + qDim + kvDim, count: kvDim)
             }
         }
         // Per (query row, head): out = softmax(scale · q·Kᵀ) · V over the visible positions (causal, and
@@ -267,7 +274,6 @@ public final class Transformer {
         let workers = max(1, min(scoreWorkers, jobs / 8))
         let uq = UnsafeSendable(qkv), ua = UnsafeSendableMutable(att), us = UnsafeSendableMutable(scores)
         let scoreStride = scoreCap / scoreWorkers
-        let caches = items.map { (UnsafeSendable($0.cache.k[l]), UnsafeSendable($0.cache.v[l])) }
         func attendRows(_ wkr: Int) {
             let sc = us.p + wkr * scoreStride
             var job = wkr
@@ -280,7 +286,7 @@ public final class Transformer {
                 let first = window.map { max(0, pos + 1 - $0) } ?? 0
                 let kvh = h / group
                 let (kc, vc) = caches[si]
-                let k = kc.p + first * kvDim + kvh * hd, v = vc.p + first * kvDim + kvh * hd
+                let k = UnsafePointer(kc.p) + first * kvDim + kvh * hd, v = UnsafePointer(vc.p) + first * kvDim + kvh * hd
                 let q = uq.p + row * qkvDim + h * hd, out = ua.p + row * qDim + h * hd
                 if let cap = softcap {
                     BlockParts.attendCapped(K, q: q, k: k, v: v, stride: kvDim, visible: pos + 1 - first, hd: hd, scale: scale,
@@ -307,11 +313,18 @@ public final class Transformer {
 
         // Gated MLP.  gu [T, 2f] = norm(x) · [Wgate | Wup]ᵀ; act = silu|gelu(gate) ⊙ up; mlp_out = (postNorm)(act · Wdownᵀ)
         let f = c.ffnDim
-        K.rmsNorm(x, w.ffnNorm, offset: off, xn, n: d, eps: c.rmsEps, count: T)
+        parallelRows(T, threads: threads) { r in
+            K.rmsNorm(ux.p + r.lowerBound * d, w.ffnNorm, offset: off, uxn.p + r.lowerBound * d, n: d, eps: c.rmsEps, count: r.count)
+        }
         linear([w.gate, w.up], x: xn, m: T, ldx: d, out: gu, ldo: 2 * f)
-        switch c.mlpActivation {
-        case .silu: K.swiglu(gu, act, f: f, count: T, ldgu: 2 * f)
-        case .geluTanh: BlockParts.geglu(gu, act, f: f, count: T, ldgu: 2 * f)
+        let ugu = UnsafeSendable(gu), uact = UnsafeSendableMutable(act)
+        let activation = c.mlpActivation
+        parallelRows(T, threads: threads, minRows: 16) { r in
+            let g = ugu.p + r.lowerBound * 2 * f, a = uact.p + r.lowerBound * f
+            switch activation {
+            case .silu: K.swiglu(g, a, f: f, count: r.count, ldgu: 2 * f)
+            case .geluTanh: BlockParts.geglu(g, a, f: f, count: r.count, ldgu: 2 * f)
+            }
         }
         if hooks.has(l, .mlpOut) || w.postFFNNorm != nil {
             linear([w.down], x: act, m: T, ldx: f, out: tmp, ldo: d)
