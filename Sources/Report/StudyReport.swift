@@ -286,7 +286,7 @@ public enum StudyReport {
             out.append(StudyFigure(name: "abliteration_costs", caption: "What abliteration costs: (top) cross-entropy of each checkpoint's own greedy answers to the harmless test prompts under each system (the original's is its baseline); (bottom) harmful refusal rate of each system's answers cut to their first 48 tokens and in full (\(c.rows.first!.judge)).", figure: CostsFigures.costs(c)))
         }
         if let s = r.selfJudgments, !s.isEmpty {
-            out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration; error bars: 95 % bootstrap percentile intervals over items.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))
+            out.append(StudyFigure(name: "self_judgment", caption: "How often each model's verdict on its own answer matches the reference verdict, before and after abliteration, one panel per question wording put to the model; error bars: 95 % bootstrap percentile intervals over items.", figure: JudgingFigures.selfJudgment(SelfJudgmentData.from(s, replicates: options.replicates, seed: options.seed))))
         }
         if let m = r.mechanisms { out += MechanismFigures.figures(m) }
         if let p = r.paperAll {

@@ -45,9 +45,9 @@ struct ResourceLimitTests {
         #expect(e.weights == held)
         #expect(e.kvCache == 2 * L * kvHeads * hd * 4 * 1000)
         // rows: 1.5 × 100 × (3d + (q + 2kv) + q + 3f) floats; scores 2 × 3 threads × 300 (one row per attention
-        // worker); panels 3 threads × 16 rows × max(d, f, q); RoPE 2 × max(600, 256) × hd/2; logits 7 × V.
+        // worker); panels 3 threads × 8 rows (of W decoded at once) × max(d, f, q); RoPE 2 × max(600, 256) × hd/2; logits 7 × V.
         let q = nH * hd, kv = kvHeads * hd
-        let scratch = 150 * (3 * d + (q + 2 * kv) + q + 3 * f) * 4 + 2 * 3 * 300 * 4 + 3 * 16 * max(d, f, q) * 4
+        let scratch = 150 * (3 * d + (q + 2 * kv) + q + 3 * f) * 4 + 2 * 3 * 300 * 4 + 3 * 8 * max(d, f, q) * 4
             + 2 * 600 * (hd / 2) * 4 + 7 * V * 4
         #expect(e.scratch == scratch)
         #expect(e.total == held + 2 * L * kv * 4 * 1000 + scratch + 12345)
