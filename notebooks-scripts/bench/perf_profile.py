@@ -8,7 +8,8 @@ that is not met).
 
 Without `perf` (or where the kernel forbids sampling) the JSON says why and report.py shows that instead.
 Shares are of all samples of the process (every thread, user and kernel), grouped by symbol:
-  weight products (<format>)  the matrix kernels, per stored format
+  weight products (register tiles …)  the many-rows products over decoded Float32 panels (every format)
+  weight products (<format>: …)       decoding panels, and the few-rows products, per stored format
   attention                   scores, softmax, weighted values
   worker pool waits           helper threads spinning or yielding between products (scheduler symbols)
   norms, activations, RoPE    the elementwise kernels
@@ -31,9 +32,12 @@ FORMAT = re.compile(r"10(F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q5_K|Q6_K)Fo
 def group(symbol):
     """The part of the forward pass a sampled symbol belongs to."""
     s = symbol
-    if "matmulTyped" in s or "registerProduct" in s or "panelProduct" in s or "decodeRows" in s:
+    if "panelProduct" in s or "tile4x4" in s or "tile6x4" in s:
+        # the register tiles over decoded Float32 panels, shared by every stored format
+        return "weight products (register tiles over decoded panels, every format)"
+    if "matmulTyped" in s or "registerProduct" in s or "decodeRows" in s:
         m = FORMAT.search(s)
-        return f"weight products ({m.group(1) if m else 'other format'})"
+        return f"weight products ({m.group(1) if m else 'other format'}: decoding, few-rows products)"
     if "attend" in s or "softmax" in s:
         return "attention"
     if any(k in s for k in ("__schedule", "sched_yield", "schedule", "WorkerPool", "futex", "pick_next",
