@@ -15,6 +15,9 @@ public enum DirectionFile {
         if data.starts(with: [0x93] + Array("NUMPY".utf8)) { v = try npy(data, file: path) } else { v = try json(data, file: path) }
         guard !v.isEmpty else { throw AbliterationError(file: path, "the direction is empty") }
         guard v.allSatisfy({ $0.isFinite }) else { throw AbliterationError(file: path, "the direction holds NaN or infinite values") }
+        guard v.contains(where: { $0 != 0 }) else {
+            throw AbliterationError(file: path, "the direction is all zeros, so it has no orientation to remove")
+        }
         return v
     }
 

@@ -231,6 +231,9 @@ public enum SelfJudgment {
         guard out.count == width else {
             throw InputError(file: path, "the direction has \(out.count) values but the model's residual stream has \(width)")
         }
+        guard out.contains(where: { $0 != 0 }) else {
+            throw InputError(file: path, "the direction is all zeros, so it has no orientation to remove")
+        }
         return out
     }
 }

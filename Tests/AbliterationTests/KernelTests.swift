@@ -96,4 +96,17 @@ import Testing
         try Data("{\"direction\": [0.5, \"x\"]}".utf8).write(to: URL(fileURLWithPath: dir + "/c.json"))
         #expect(throws: AbliterationError.self) { try DirectionFile.load(dir + "/c.json") }
     }
+
+    @Test("an all-zero direction is refused with the file's name (it would ablate nothing)")
+    func zeroDirection() throws {
+        let dir = try TestModels.tempDir("zero")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("[0, -0.0, 0]".utf8).write(to: URL(fileURLWithPath: dir + "/z.json"))
+        try DirectionFile.writeNPY([0, 0, 0, 0], to: dir + "/z.npy")
+        for f in ["z.json", "z.npy"] {
+            let e = #expect(throws: AbliterationError.self) { try DirectionFile.load(dir + "/" + f) }
+            #expect(e?.file == dir + "/" + f)
+            #expect(e?.message.contains("all zeros") == true, "\(f): \(String(describing: e))")
+        }
+    }
 }

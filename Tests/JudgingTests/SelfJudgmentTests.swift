@@ -123,6 +123,20 @@ struct SelfJudgmentTests {
         }
     }
 
+    @Test("the probe's direction file: its width is checked, and an all-zero direction is refused with the file's name")
+    func directionFile() throws {
+        let dir = NSTemporaryDirectory() + "ablab-selfdir-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("0.5 -1\n2, 0 # a comment\n".utf8).write(to: URL(fileURLWithPath: dir + "/d.txt"))
+        #expect(try SelfJudgment.readDirection(dir + "/d.txt", width: 4) == [0.5, -1, 2, 0])
+        #expect(throws: InputError.self) { try SelfJudgment.readDirection(dir + "/d.txt", width: 3) }
+        try Data("0 0\n-0.0, 0\n".utf8).write(to: URL(fileURLWithPath: dir + "/z.txt"))
+        let e = #expect(throws: InputError.self) { try SelfJudgment.readDirection(dir + "/z.txt", width: 4) }
+        #expect(e?.file == dir + "/z.txt")
+        #expect(e?.message.contains("all zeros") == true)
+    }
+
     @Test("generation files: required keys, system names, duplicates")
     func generations() throws {
         let text = """
