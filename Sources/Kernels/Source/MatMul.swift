@@ -193,48 +193,39 @@ extension Impl {
         }
     }
 
-    /// x [m, ldx] against nj Float32 rows [nj, k]: register tiles of tileX × 4, edges one by one.
+    /// x [m, ldx] against nj Float32 rows [nj, k]: bands of register tiles tileX rows high, then (where
+    /// tileX > 4) one band of 4 rows (16 rows of batched decoding are 6 + 6 + 4), then rows one by one.
     @inline(__always)
     static func panelProduct(_ wr: UnsafePointer<Float>, nj: Int, k: Int, x: UnsafePointer<Float>, m: Int, ldx: Int,
                              out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
         let k16 = k & ~15
         var i = 0
         while i + tileX <= m {
-            var j = 0
-            while j + 4 <= nj {
-                tile(wr + j * k, k: k, k16: k16, x: x + i * ldx, ldx: ldx, out: out + i * ldo + j, ldo: ldo, accumulate: accumulate)
-                j += 4
-            }
-            while j < nj {
-                for ii in 0..<tileX { single(wr + j * k, k: k, k16: k16, x: x + (i + ii) * ldx, out: out + (i + ii) * ldo + j, accumulate: accumulate) }
-                j += 1
-            }
+            band(tileX, wr, nj: nj, k: k, k16: k16, x: x + i * ldx, ldx: ldx, out: out + i * ldo, ldo: ldo, accumulate: accumulate)
             i += tileX
         }
         if tileX > 4 && i + 4 <= m {
-            // Four of the rows left past the last full tile (16 rows of batched decoding are 6 + 6 + 4).
-            var j = 0
-            while j + 4 <= nj {
-                tile4x4(wr + j * k, k: k, k16: k16, x: x + i * ldx, ldx: ldx, out: out + i * ldo + j, ldo: ldo, accumulate: accumulate)
-                j += 4
-            }
-            while j < nj {
-                for ii in 0..<4 { single(wr + j * k, k: k, k16: k16, x: x + (i + ii) * ldx, out: out + (i + ii) * ldo + j, accumulate: accumulate) }
-                j += 1
-            }
+            band(4, wr, nj: nj, k: k, k16: k16, x: x + i * ldx, ldx: ldx, out: out + i * ldo, ldo: ldo, accumulate: accumulate)
             i += 4
         }
         while i < m {
-            var j = 0
-            while j + 4 <= nj {
-                row4(wr + j * k, k: k, k16: k16, x: x + i * ldx, out: out + i * ldo + j, accumulate: accumulate)
-                j += 4
-            }
-            while j < nj {
-                single(wr + j * k, k: k, k16: k16, x: x + i * ldx, out: out + i * ldo + j, accumulate: accumulate)
-                j += 1
-            }
+            band(1, wr, nj: nj, k: k, k16: k16, x: x + i * ldx, ldx: ldx, out: out + i * ldo, ldo: ldo, accumulate: accumulate)
             i += 1
+        }
+    }
+
+    /// h rows of x against the nj panel rows: tiles of h × 4, the columns past the last multiple of 4 one by one.
+    @inline(__always)
+    static func band(_ h: Int, _ wr: UnsafePointer<Float>, nj: Int, k: Int, k16: Int, x: UnsafePointer<Float>, ldx: Int,
+                     out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        var j = 0
+        while j + 4 <= nj {
+            tile(h, wr + j * k, k: k, k16: k16, x: x, ldx: ldx, out: out + j, ldo: ldo, accumulate: accumulate)
+            j += 4
+        }
+        while j < nj {
+            for ii in 0..<h { single(wr + j * k, k: k, k16: k16, x: x + ii * ldx, out: out + ii * ldo + j, accumulate: accumulate) }
+            j += 1
         }
     }
 

@@ -1,19 +1,29 @@
 import KernelABI
 
-// The register tile of the panel path: `tileX` rows of x × 4 rows of W (tileX is set per CPU path in
-// Variant.swift: as many accumulators as the vector registers hold).
+// The register tiles of the panel path: h rows of x × 4 rows of W (the full height `tileX` is set per CPU
+// path in Variant.swift: as many accumulators as the vector registers hold).
 
 extension Impl {
     @inline(__always)
-    static func tile(_ w: UnsafePointer<Float>, k: Int, k16: Int, x: UnsafePointer<Float>, ldx: Int,
+    static func tile(_ h: Int, _ w: UnsafePointer<Float>, k: Int, k16: Int, x: UnsafePointer<Float>, ldx: Int,
                      out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
-        if tileX == 6 {
+        if h == 6 {
             tile6x4(w, k: k, k16: k16, x: x, ldx: ldx, out: out, ldo: ldo, accumulate: accumulate)
-        } else if tileX == 4 {
+        } else if h == 4 {
             tile4x4(w, k: k, k16: k16, x: x, ldx: ldx, out: out, ldo: ldo, accumulate: accumulate)
         } else {
-            for i in 0..<tileX { row4(w, k: k, k16: k16, x: x + i * ldx, out: out + i * ldo, accumulate: accumulate) }
+            for i in 0..<h { row4(w, k: k, k16: k16, x: x + i * ldx, out: out + i * ldo, accumulate: accumulate) }
         }
+    }
+
+    /// The four outputs of one tile row: the lane reductions of its accumulators (`hsum4`), plus the scalar
+    /// tails past k16 of x row xr against W rows w, w + k, w + 2k, w + 3k (zero when there are none).
+    @inline(__always)
+    static func finishRow(_ a: V16, _ b: V16, _ c: V16, _ d: V16, x xr: UnsafePointer<Float>, w: UnsafePointer<Float>, k: Int, k16: Int,
+                          out o: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let t = k16 == k ? SIMD4<Float>() : SIMD4(tailDot(xr, w, from: k16, to: k), tailDot(xr, w + k, from: k16, to: k),
+                                                  tailDot(xr, w + 2 * k, from: k16, to: k), tailDot(xr, w + 3 * k, from: k16, to: k))
+        finish4(a, b, c, d, tail: t, into: o, accumulate: accumulate)
     }
 
     /// Four rows of x × four rows of W: 16 accumulators (AVX-512's 32 registers hold them and the operands).
@@ -40,9 +50,7 @@ extension Impl {
             p += 16
         }
         @inline(__always) func put(_ a: V16, _ b: V16, _ c: V16, _ d: V16, _ xr: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
-            let t = k16 == k ? SIMD4<Float>() : SIMD4(tailDot(xr, w0, from: k16, to: k), tailDot(xr, w1, from: k16, to: k),
-                                                      tailDot(xr, w2, from: k16, to: k), tailDot(xr, w3, from: k16, to: k))
-            finish4(a, b, c, d, tail: t, into: o, accumulate: accumulate)
+            finishRow(a, b, c, d, x: xr, w: w, k: k, k16: k16, out: o, accumulate: accumulate)
         }
         put(a00, a01, a02, a03, x0, out); put(a10, a11, a12, a13, x1, out + ldo)
         put(a20, a21, a22, a23, x2, out + 2 * ldo); put(a30, a31, a32, a33, x3, out + 3 * ldo)
@@ -79,9 +87,7 @@ extension Impl {
             p += 16
         }
         @inline(__always) func put(_ a: V16, _ b: V16, _ c: V16, _ d: V16, _ xr: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
-            let t = k16 == k ? SIMD4<Float>() : SIMD4(tailDot(xr, w0, from: k16, to: k), tailDot(xr, w1, from: k16, to: k),
-                                                      tailDot(xr, w2, from: k16, to: k), tailDot(xr, w3, from: k16, to: k))
-            finish4(a, b, c, d, tail: t, into: o, accumulate: accumulate)
+            finishRow(a, b, c, d, x: xr, w: w, k: k, k16: k16, out: o, accumulate: accumulate)
         }
         put(a00, a01, a02, a03, x0, out); put(a10, a11, a12, a13, x1, out + ldo)
         put(a20, a21, a22, a23, x2, out + 2 * ldo); put(a30, a31, a32, a33, x3, out + 3 * ldo)

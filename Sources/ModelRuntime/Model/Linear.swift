@@ -193,6 +193,17 @@ struct UncheckedBox<T>: @unchecked Sendable { let value: T }
 /// wake dispatch threads for each); when the pool is busy (another caller, or a nested call) the
 /// work goes to `concurrentPerform`. Which thread runs which index never changes a value: callers
 /// give each index its own outputs.
+func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    if n == 1 { body(0); return }
+    #if os(Linux)
+    if WorkerPool.enabled, WorkerPool.shared.run(n, body) { return }
+    #endif
+    withoutActuallyEscaping(body) { b in
+        let box = UncheckedBox(value: b)
+        DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
+    }
+}
+
 /// body(rows) over `count` rows split into one contiguous range per thread (inline below `minRows` rows):
 /// for the row-wise steps of a forward pass (norms, RoPE, activations), whose rows are independent, so
 /// the split changes no value.
@@ -203,17 +214,6 @@ func parallelRows(_ count: Int, threads: Int, minRows: Int = 64, _ body: (Range<
     parallelFor(t) { c in
         let lo = c * per, hi = min(count, lo + per)
         if lo < hi { body(lo..<hi) }
-    }
-}
-
-func parallelFor(_ n: Int, _ body: (Int) -> Void) {
-    if n == 1 { body(0); return }
-    #if os(Linux)
-    if WorkerPool.enabled, WorkerPool.shared.run(n, body) { return }
-    #endif
-    withoutActuallyEscaping(body) { b in
-        let box = UncheckedBox(value: b)
-        DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
     }
 }
 
