@@ -21,8 +21,12 @@ enum Q6_KFormat: BlockDecoder {
         out[1] = V16(repeating: d * Float(sc[2 * j + 1])) * floatOf(qb, minus: 32)
     }
 
-    /// The whole block: its eight pieces in order (the panel path decodes whole blocks).
+    /// The whole block: its eight pieces in order (the panel path decodes whole blocks), written out so
+    /// that each piece's selections and shifts are constants (as a loop it ran 40 % slower).
     @inline(__always) static func decode(_ p: UnsafeRawPointer, _ out: UnsafeMutablePointer<V16>, _ lanes: U16) {
-        for j in 0..<8 { decode(p, piece: j, out + 2 * j, lanes) }
+        decode(p, piece: 0, out, lanes); decode(p, piece: 1, out + 2, lanes)
+        decode(p, piece: 2, out + 4, lanes); decode(p, piece: 3, out + 6, lanes)
+        decode(p, piece: 4, out + 8, lanes); decode(p, piece: 5, out + 10, lanes)
+        decode(p, piece: 6, out + 12, lanes); decode(p, piece: 7, out + 14, lanes)
     }
 }

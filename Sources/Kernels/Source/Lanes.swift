@@ -168,7 +168,11 @@ extension BlockDecoder {
 /// Four outputs of one row: p[c] (+)= hsum4(…)[c] + tail[c], the additions `finish` makes one by one
 /// (the tail is added even when it is zero, as there: −0 + 0 is +0).
 @inline(__always) func finish4(_ a: V16, _ b: V16, _ c: V16, _ d: V16, tail: SIMD4<Float>, into p: UnsafeMutablePointer<Float>, accumulate: Bool) {
-    let r = hsum4(a, b, c, d) + tail
+    store4(hsum4(a, b, c, d) + tail, into: p, accumulate: accumulate)
+}
+
+/// p[0 ..< 4] = r, or p[c] += r[c] with `accumulate` (one vector load, addition and store).
+@inline(__always) func store4(_ r: SIMD4<Float>, into p: UnsafeMutablePointer<Float>, accumulate: Bool) {
     let raw = UnsafeMutableRawPointer(p)
     raw.storeBytes(of: accumulate ? raw.loadUnaligned(as: SIMD4<Float>.self) + r : r, as: SIMD4<Float>.self)
 }
@@ -194,6 +198,12 @@ extension BlockDecoder {
     let a = unsafeBitCast(p, to: SIMD8<Double>.self), b = unsafeBitCast(q, to: SIMD8<Double>.self)
     return unsafeBitCast(SIMD8<Double>(lowHalf: a.evenHalf, highHalf: b.evenHalf), to: V16.self)
         + unsafeBitCast(SIMD8<Double>(lowHalf: a.oddHalf, highHalf: b.oddHalf), to: V16.self)
+}
+
+/// Eight accumulators reduced at once: lane t of the result is `hsum` of the t-th, by the same additions.
+@inline(__always) func hsum8(_ a0: V16, _ a1: V16, _ a2: V16, _ a3: V16, _ a4: V16, _ a5: V16, _ a6: V16, _ a7: V16) -> SIMD8<Float> {
+    let e = eighths(quarters(halves(a0, a1), halves(a2, a3)), quarters(halves(a4, a5), halves(a6, a7)))
+    return e.evenHalf + e.oddHalf
 }
 
 /// Sixteen accumulators reduced at once: lane t of the result is `hsum` of the t-th, by the same

@@ -16,14 +16,27 @@ extension Impl {
         }
     }
 
+    /// The scalar tails past k16 of x row xr against W rows w, w + k, w + 2k, w + 3k (zero when there are none).
+    @inline(__always)
+    static func tails(_ xr: UnsafePointer<Float>, _ w: UnsafePointer<Float>, k: Int, k16: Int) -> SIMD4<Float> {
+        k16 == k ? SIMD4<Float>() : SIMD4(tailDot(xr, w, from: k16, to: k), tailDot(xr, w + k, from: k16, to: k),
+                                          tailDot(xr, w + 2 * k, from: k16, to: k), tailDot(xr, w + 3 * k, from: k16, to: k))
+    }
+
+    /// Rows 0-3 of a tile from one joint reduction (lanes 4r ..< 4r + 4: row r), stored or added.
+    @inline(__always)
+    static func store4x4(_ r: V16, into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        store4(r.lowHalf.lowHalf, into: out, accumulate: accumulate); store4(r.lowHalf.highHalf, into: out + ldo, accumulate: accumulate)
+        store4(r.highHalf.lowHalf, into: out + 2 * ldo, accumulate: accumulate)
+        store4(r.highHalf.highHalf, into: out + 3 * ldo, accumulate: accumulate)
+    }
+
     /// The four outputs of one tile row: the lane reductions of its accumulators (`hsum4`), plus the scalar
     /// tails past k16 of x row xr against W rows w, w + k, w + 2k, w + 3k (zero when there are none).
     @inline(__always)
     static func finishRow(_ a: V16, _ b: V16, _ c: V16, _ d: V16, x xr: UnsafePointer<Float>, w: UnsafePointer<Float>, k: Int, k16: Int,
                           out o: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let t = k16 == k ? SIMD4<Float>() : SIMD4(tailDot(xr, w, from: k16, to: k), tailDot(xr, w + k, from: k16, to: k),
-                                                  tailDot(xr, w + 2 * k, from: k16, to: k), tailDot(xr, w + 3 * k, from: k16, to: k))
-        finish4(a, b, c, d, tail: t, into: o, accumulate: accumulate)
+        finish4(a, b, c, d, tail: tails(xr, w, k: k, k16: k16), into: o, accumulate: accumulate)
     }
 
     /// Four rows of x × four rows of W: 16 accumulators (AVX-512's 32 registers hold them and the operands).
@@ -48,6 +61,13 @@ extension Impl {
             u = load16(x3 + p)
             a30.addProduct(u, v0); a31.addProduct(u, v1); a32.addProduct(u, v2); a33.addProduct(u, v3)
             p += 16
+        }
+        if jointReductions {
+            let r = hsum16(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
+                + V16(lowHalf: SIMD8(lowHalf: tails(x0, w, k: k, k16: k16), highHalf: tails(x1, w, k: k, k16: k16)),
+                      highHalf: SIMD8(lowHalf: tails(x2, w, k: k, k16: k16), highHalf: tails(x3, w, k: k, k16: k16)))
+            store4x4(r, into: out, ldo: ldo, accumulate: accumulate)
+            return
         }
         @inline(__always) func put(_ a: V16, _ b: V16, _ c: V16, _ d: V16, _ xr: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
             finishRow(a, b, c, d, x: xr, w: w, k: k, k16: k16, out: o, accumulate: accumulate)
@@ -85,6 +105,17 @@ extension Impl {
             u = load16(x5 + p)
             a50.addProduct(u, v0); a51.addProduct(u, v1); a52.addProduct(u, v2); a53.addProduct(u, v3)
             p += 16
+        }
+        if jointReductions {
+            // Rows 0-3 reduced together (`hsum16`), rows 4-5 (`hsum8`): the additions of `finishRow`, laid side by side.
+            let r = hsum16(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
+                + V16(lowHalf: SIMD8(lowHalf: tails(x0, w, k: k, k16: k16), highHalf: tails(x1, w, k: k, k16: k16)),
+                      highHalf: SIMD8(lowHalf: tails(x2, w, k: k, k16: k16), highHalf: tails(x3, w, k: k, k16: k16)))
+            let s = hsum8(a40, a41, a42, a43, a50, a51, a52, a53)
+                + SIMD8(lowHalf: tails(x4, w, k: k, k16: k16), highHalf: tails(x5, w, k: k, k16: k16))
+            store4x4(r, into: out, ldo: ldo, accumulate: accumulate)
+            store4(s.lowHalf, into: out + 4 * ldo, accumulate: accumulate); store4(s.highHalf, into: out + 5 * ldo, accumulate: accumulate)
+            return
         }
         @inline(__always) func put(_ a: V16, _ b: V16, _ c: V16, _ d: V16, _ xr: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
             finishRow(a, b, c, d, x: xr, w: w, k: k, k16: k16, out: o, accumulate: accumulate)
