@@ -19,6 +19,13 @@ final class OwnedBuffer: @unchecked Sendable {
     var floats: UnsafeMutablePointer<Float> { base.assumingMemoryBound(to: Float.self) }
 }
 
+extension UnsafeMutablePointer where Pointee == Float {
+    /// n floats starting on a cache line (64 bytes); freed with `deallocate()` as any allocation.
+    static func allocateAligned(_ n: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: 4 * max(n, 1), alignment: 64).bindMemory(to: Float.self, capacity: max(n, 1))
+    }
+}
+
 /// A linear layer y = x · Wᵀ (+ b) with W [out, in] kept in the format it is stored in.
 public struct Linear: @unchecked Sendable {
     public internal(set) var weight: WeightMatrix
@@ -72,7 +79,7 @@ struct LinearProduct {
             for p in panels { p.deallocate() }
             self.cols = max(cols, self.cols)
             panels = (0..<max(threads, panels.count)).map { _ in
-                let p = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * self.cols)
+                let p = UnsafeMutablePointer<Float>.allocateAligned(panelRows * self.cols)
                 p.initialize(repeating: 0, count: panelRows * self.cols)
                 return p
             }
