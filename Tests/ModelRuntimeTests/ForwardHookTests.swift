@@ -97,6 +97,64 @@ import ModelRuntime
         for p in 0..<tokens.count { #expect(rec1.row(boundary: 1, position: p) == rec0.row(boundary: 1, position: p)) }
     }
 
+    /// `lastRows: n`: the final block computes only the last n rows of each sequence after caching every
+    /// row's keys and values. Every row a hook sees equals the same row of the full pass bit for bit, the
+    /// final block's hooks from attn_out on see exactly those rows, earlier ones every row, the logits are
+    /// equal, and so is a decoding step on the caches it filled.
+    @Test("lastRows: the kept rows, logits and the next decoding step equal the full pass, bit for bit",
+          arguments: ["tiny-llama", TestModels.smol])
+    func lastRowsEqualTheFullPass(_ name: String) throws {
+        let m: Transformer
+        if name == "tiny-llama" { m = try tiny() } else {
+            guard let path = TestModels.ggufFile(name) else { return }
+            m = try Transformer.load(path: path)
+        }
+        let L = m.config.nLayers
+        let prompts = [[5, 17, 99, 3, 250, 42, 7, 7, 1, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70],
+                       [11, 12, 13], [40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57]]
+        // (layer, point, sequence, position) → the row as seen
+        typealias Key = [Int]
+        func run(lastRows: Int?) throws -> (rows: [Key: [Float]], logits: [Float], next: [Float]) {
+            var seen: [Key: [Float]] = [:]
+            var hooks = HookSet()
+            for l in 0..<L {
+                for p in HookPoint.allCases {
+                    hooks.add(layer: l, point: p) { a in
+                        for s in a.segments {
+                            for i in 0..<s.rowCount {
+                                let key = [l, p.rawValue, s.sequenceID, s.positionStart + i]
+                                #expect(seen[key] == nil)
+                                seen[key] = Array(UnsafeBufferPointer(start: a.rows + (s.rowStart + i) * a.dModel, count: a.dModel))
+                            }
+                        }
+                    }
+                }
+            }
+            let caches = prompts.map { _ in m.makeCache() }
+            let items = prompts.enumerated().map { ForwardItem(cache: caches[$0], tokens: $1, sequenceID: $0) }
+            let logits = try m.forward(items, hooks: hooks, logits: .last, lastRows: lastRows)
+            let next = try m.forward(prompts.indices.map { ForwardItem(cache: caches[$0], tokens: [7 + $0], sequenceID: $0) })
+            return (seen, logits.data, next.data)
+        }
+        let full = try run(lastRows: nil)
+        let n = 4
+        let kept = try run(lastRows: n)
+        #expect(full.rows.count == L * HookPoint.allCases.count * prompts.reduce(0) { $0 + $1.count })
+        var expected = Set<Key>()
+        for (key, _) in full.rows {
+            let (l, p, s, pos) = (key[0], key[1], key[2], key[3])
+            let finalPart = l == L - 1 && p != HookPoint.residPre.rawValue
+            if !finalPart || pos >= prompts[s].count - n { expected.insert(key) }
+        }
+        #expect(Set(kept.rows.keys) == expected)
+        for (key, row) in kept.rows {
+            #expect(row.map(\.bitPattern) == full.rows[key]!.map(\.bitPattern), "\(name): row \(key) differs")
+        }
+        #expect(kept.logits.map(\.bitPattern) == full.logits.map(\.bitPattern))
+        #expect(kept.next.map(\.bitPattern) == full.next.map(\.bitPattern))
+        #expect(throws: ModelError.self) { try m.forward([ForwardItem(cache: m.makeCache(), tokens: [1, 2])], lastRows: 0) }
+    }
+
     @Test func badTokensAndEmptyItemsThrow() throws {
         let m = try tiny()
         #expect(throws: ModelError.self) { try m.forward([ForwardItem(cache: m.makeCache(), tokens: [m.config.vocab])]) }

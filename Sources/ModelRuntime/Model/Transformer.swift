@@ -132,7 +132,15 @@ public final class Transformer {
     /// Runs new tokens of several sequences through the model in one packed batch (prefill and decoding
     /// alike: a decoding item has one token). Appends keys/values to each item's cache. Hooks see and may
     /// edit activations. Returns logits as chosen by `logits` (0 × vocab for `.none`).
-    public func forward(_ items: [ForwardItem], hooks: HookSet = HookSet(), logits mode: LogitsMode = .last) throws -> Matrix {
+    ///
+    /// `lastRows`: only the last n rows of each item are needed from the final block on (a recorder reading
+    /// the last positions, logits of the last row). The final block then writes every row's keys and values
+    /// but computes attention, the MLP and everything after for those rows alone, and its hooks from
+    /// attn_out on see only them (their segments say which positions; earlier hooks see every row). The
+    /// rows computed are the same bits either way: each row's attention, MLP and norms read only itself
+    /// and the cache. Ignored for `logits: .all`.
+    public func forward(_ items: [ForwardItem], hooks: HookSet = HookSet(), logits mode: LogitsMode = .last,
+                        lastRows: Int? = nil) throws -> Matrix {
         let c = config
         let d = c.dModel
         var segments: [HookSegment] = []
@@ -173,9 +181,14 @@ public final class Transformer {
             }
         }
 
+        if let n = lastRows, n < 1 { throw ModelError(file: source, "forward: lastRows must be at least 1 (got \(n))") }
+        let keep = mode == .all ? nil : lastRows
+        var kept = segments
         segments.withUnsafeBufferPointer { segs in
             for l in 0..<c.nLayers {
-                layer(l, total: total, items: items, segments: segs, hooks: hooks)
+                if let out = layer(l, total: total, items: items, segments: segs, hooks: hooks, keepLast: l == c.nLayers - 1 ? keep : nil) {
+                    kept = out
+                }
             }
         }
         for (i, item) in items.enumerated() { item.cache.count += segments[i].rowCount }
@@ -184,7 +197,7 @@ public final class Transformer {
         case .none:
             return Matrix(rows: 0, cols: c.vocab)
         case .last:
-            for (i, s) in segments.enumerated() {
+            for (i, s) in kept.enumerated() {
                 kernels.rmsNorm(x + (s.rowStart + s.rowCount - 1) * d, weights.finalNorm, offset: c.normOffset, xn + i * d, n: d, eps: c.rmsEps, count: 1)
             }
             return outputHead(rows: segments.count)
@@ -220,13 +233,18 @@ public final class Transformer {
     static var attentionWorkers: Int { max(1, CPUKernels.threads) }
 
     /// One block: x += attnOut(x); x += mlpOut(x), with the architecture's norms, RoPE, attention and MLP.
-    private func layer(_ l: Int, total T: Int, items: [ForwardItem], segments: UnsafeBufferPointer<HookSegment>,
-                       hooks: HookSet) {
+    /// With `keepLast`, after the keys and values of every row are cached, only the last n rows of each
+    /// segment go on (moved to the front of x and qkv); returns their segments then.
+    @discardableResult
+    private func layer(_ l: Int, total allRows: Int, items: [ForwardItem], segments allSegments: UnsafeBufferPointer<HookSegment>,
+                       hooks: HookSet, keepLast: Int? = nil) -> [HookSegment]? {
         let c = config
         let d = c.dModel, qkvDim = c.qkvDim, qDim = c.qDim, kvDim = c.kvDim, hd = c.headDim
         let w = weights.layers[l]
         let K = kernels
         let off = c.normOffset
+        var T = allRows
+        let segments = allSegments
 
         hooks.run(l, .residPre, rows: x, rowCount: T, dModel: d, segments: segments)
 
@@ -265,6 +283,45 @@ public final class Transformer {
                 (vc.p + pos * kvDim).update(from: row + qDim + kvDim, count: kvDim)
             }
         }
+        // Only the last rows of each segment from here on: their residual and qkv rows moved to the front, in
+        // order (a row never moves back, so the copies never overwrite a row still to be moved).
+        var keptSegments: [HookSegment]? = nil
+        if let n = keepLast, segments.contains(where: { $0.rowCount > n }) {
+            var kept: [HookSegment] = []
+            var to = 0
+            for s in segments {
+                let k = min(n, s.rowCount)
+                for i in 0..<k {
+                    let from = s.rowStart + s.rowCount - k + i
+                    if from != to {
+                        (x + to * d).update(from: x + from * d, count: d)
+                        (qkv + to * qkvDim).update(from: qkv + from * qkvDim, count: qkvDim)
+                    }
+                    to += 1
+                }
+                kept.append(HookSegment(sequenceID: s.sequenceID, rowStart: to - k, rowCount: k, positionStart: s.positionStart + s.rowCount - k))
+            }
+            keptSegments = kept
+            T = to
+        }
+        if let kept = keptSegments {
+            kept.withUnsafeBufferPointer { finishLayer(l, T: T, items: items, segments: $0, hooks: hooks, caches: caches) }
+        } else {
+            finishLayer(l, T: T, items: items, segments: segments, hooks: hooks, caches: caches)
+        }
+        return keptSegments
+    }
+
+    /// The rest of a block after the keys and values are cached: attention of the T rows, its output, the MLP.
+    private func finishLayer(_ l: Int, T: Int, items: [ForwardItem], segments: UnsafeBufferPointer<HookSegment>, hooks: HookSet,
+                             caches: [(UnsafeSendableMutable, UnsafeSendableMutable)]) {
+        let c = config
+        let d = c.dModel, qkvDim = c.qkvDim, qDim = c.qDim, kvDim = c.kvDim, hd = c.headDim
+        let w = weights.layers[l]
+        let K = kernels
+        let off = c.normOffset
+        let threads = scoreWorkers
+        let ux = UnsafeSendableMutable(x), uxn = UnsafeSendableMutable(xn)
         // Per (query row, head): out = softmax(scale · q·Kᵀ) · V over the visible positions (causal, and
         // the last `window` of them on sliding layers), one row at a time whatever the segment length (so
         // prefill and decoding give the same bits).
