@@ -313,10 +313,9 @@ public enum Recorder {
             let items = batch.map { i in
                 ForwardItem(cache: model.transformer.makeCache(capacity: tokens[i]!.count), tokens: tokens[i]!, sequenceID: i)
             }
-            // Every recorded position counts from the end of its prompt, so the final block needs only the last
-            // rows (`lastRows`: the same bits for those rows, about one block's work less).
-            let needed = -min(positions.min() ?? -1, extraHooks.isEmpty ? -1 : hookPositions.min() ?? -1)
-            _ = try model.transformer.forward(items, hooks: hooks, logits: .none, lastRows: needed)
+            // Every recorded position (hook positions among them) is one of the last `span` of its prompt, so the
+            // final block needs only those rows (`lastRows`: the same bits for them, about one block's work less).
+            _ = try model.transformer.forward(items, hooks: hooks, logits: .none, lastRows: span)
 
             // Numerical guard: a prompt with NaN/Inf in any recorded layer or hook is stopped (not stored);
             // the first offending hook and position are reported.

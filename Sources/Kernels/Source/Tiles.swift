@@ -23,12 +23,42 @@ extension Impl {
                                           tailDot(xr, w + 2 * k, from: k16, to: k), tailDot(xr, w + 3 * k, from: k16, to: k))
     }
 
-    /// Rows 0-3 of a tile from one joint reduction (lanes 4r ..< 4r + 4: row r), stored or added.
+    /// The outputs of four tile rows (x rows x + i·ldx, accumulators a_i0 … a_i3): with `jointReductions` one
+    /// `hsum16` (lanes 4i ..< 4i + 4: row i), else `finishRow` row by row; the same additions either way.
     @inline(__always)
-    static func store4x4(_ r: V16, into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+    static func finish4Rows(_ a00: V16, _ a01: V16, _ a02: V16, _ a03: V16, _ a10: V16, _ a11: V16, _ a12: V16, _ a13: V16,
+                            _ a20: V16, _ a21: V16, _ a22: V16, _ a23: V16, _ a30: V16, _ a31: V16, _ a32: V16, _ a33: V16,
+                            x: UnsafePointer<Float>, ldx: Int, w: UnsafePointer<Float>, k: Int, k16: Int,
+                            out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
+        guard jointReductions else {
+            finishRow(a00, a01, a02, a03, x: x, w: w, k: k, k16: k16, out: out, accumulate: accumulate)
+            finishRow(a10, a11, a12, a13, x: x1, w: w, k: k, k16: k16, out: out + ldo, accumulate: accumulate)
+            finishRow(a20, a21, a22, a23, x: x2, w: w, k: k, k16: k16, out: out + 2 * ldo, accumulate: accumulate)
+            finishRow(a30, a31, a32, a33, x: x3, w: w, k: k, k16: k16, out: out + 3 * ldo, accumulate: accumulate)
+            return
+        }
+        let r = hsum16(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
+            + V16(lowHalf: SIMD8(lowHalf: tails(x, w, k: k, k16: k16), highHalf: tails(x1, w, k: k, k16: k16)),
+                  highHalf: SIMD8(lowHalf: tails(x2, w, k: k, k16: k16), highHalf: tails(x3, w, k: k, k16: k16)))
         store4(r.lowHalf.lowHalf, into: out, accumulate: accumulate); store4(r.lowHalf.highHalf, into: out + ldo, accumulate: accumulate)
         store4(r.highHalf.lowHalf, into: out + 2 * ldo, accumulate: accumulate)
         store4(r.highHalf.highHalf, into: out + 3 * ldo, accumulate: accumulate)
+    }
+
+    /// The outputs of two tile rows the same way (one `hsum8`).
+    @inline(__always)
+    static func finish2Rows(_ a00: V16, _ a01: V16, _ a02: V16, _ a03: V16, _ a10: V16, _ a11: V16, _ a12: V16, _ a13: V16,
+                            x: UnsafePointer<Float>, ldx: Int, w: UnsafePointer<Float>, k: Int, k16: Int,
+                            out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        guard jointReductions else {
+            finishRow(a00, a01, a02, a03, x: x, w: w, k: k, k16: k16, out: out, accumulate: accumulate)
+            finishRow(a10, a11, a12, a13, x: x + ldx, w: w, k: k, k16: k16, out: out + ldo, accumulate: accumulate)
+            return
+        }
+        let r = hsum8(a00, a01, a02, a03, a10, a11, a12, a13)
+            + SIMD8(lowHalf: tails(x, w, k: k, k16: k16), highHalf: tails(x + ldx, w, k: k, k16: k16))
+        store4(r.lowHalf, into: out, accumulate: accumulate); store4(r.highHalf, into: out + ldo, accumulate: accumulate)
     }
 
     /// The four outputs of one tile row: the lane reductions of its accumulators (`hsum4`), plus the scalar
@@ -62,18 +92,8 @@ extension Impl {
             a30.addProduct(u, v0); a31.addProduct(u, v1); a32.addProduct(u, v2); a33.addProduct(u, v3)
             p += 16
         }
-        if jointReductions {
-            let r = hsum16(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
-                + V16(lowHalf: SIMD8(lowHalf: tails(x0, w, k: k, k16: k16), highHalf: tails(x1, w, k: k, k16: k16)),
-                      highHalf: SIMD8(lowHalf: tails(x2, w, k: k, k16: k16), highHalf: tails(x3, w, k: k, k16: k16)))
-            store4x4(r, into: out, ldo: ldo, accumulate: accumulate)
-            return
-        }
-        @inline(__always) func put(_ a: V16, _ b: V16, _ c: V16, _ d: V16, _ xr: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
-            finishRow(a, b, c, d, x: xr, w: w, k: k, k16: k16, out: o, accumulate: accumulate)
-        }
-        put(a00, a01, a02, a03, x0, out); put(a10, a11, a12, a13, x1, out + ldo)
-        put(a20, a21, a22, a23, x2, out + 2 * ldo); put(a30, a31, a32, a33, x3, out + 3 * ldo)
+        finish4Rows(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33,
+                    x: x, ldx: ldx, w: w, k: k, k16: k16, out: out, ldo: ldo, accumulate: accumulate)
     }
 
     /// Six rows of x × four rows of W: 24 accumulators, four W vectors and one x vector (29 of AVX-512's 32
@@ -106,22 +126,9 @@ extension Impl {
             a50.addProduct(u, v0); a51.addProduct(u, v1); a52.addProduct(u, v2); a53.addProduct(u, v3)
             p += 16
         }
-        if jointReductions {
-            // Rows 0-3 reduced together (`hsum16`), rows 4-5 (`hsum8`): the additions of `finishRow`, laid side by side.
-            let r = hsum16(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
-                + V16(lowHalf: SIMD8(lowHalf: tails(x0, w, k: k, k16: k16), highHalf: tails(x1, w, k: k, k16: k16)),
-                      highHalf: SIMD8(lowHalf: tails(x2, w, k: k, k16: k16), highHalf: tails(x3, w, k: k, k16: k16)))
-            let s = hsum8(a40, a41, a42, a43, a50, a51, a52, a53)
-                + SIMD8(lowHalf: tails(x4, w, k: k, k16: k16), highHalf: tails(x5, w, k: k, k16: k16))
-            store4x4(r, into: out, ldo: ldo, accumulate: accumulate)
-            store4(s.lowHalf, into: out + 4 * ldo, accumulate: accumulate); store4(s.highHalf, into: out + 5 * ldo, accumulate: accumulate)
-            return
-        }
-        @inline(__always) func put(_ a: V16, _ b: V16, _ c: V16, _ d: V16, _ xr: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
-            finishRow(a, b, c, d, x: xr, w: w, k: k, k16: k16, out: o, accumulate: accumulate)
-        }
-        put(a00, a01, a02, a03, x0, out); put(a10, a11, a12, a13, x1, out + ldo)
-        put(a20, a21, a22, a23, x2, out + 2 * ldo); put(a30, a31, a32, a33, x3, out + 3 * ldo)
-        put(a40, a41, a42, a43, x4, out + 4 * ldo); put(a50, a51, a52, a53, x5, out + 5 * ldo)
+        finish4Rows(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33,
+                    x: x, ldx: ldx, w: w, k: k, k16: k16, out: out, ldo: ldo, accumulate: accumulate)
+        finish2Rows(a40, a41, a42, a43, a50, a51, a52, a53,
+                    x: x4, ldx: ldx, w: w, k: k, k16: k16, out: out + 4 * ldo, ldo: ldo, accumulate: accumulate)
     }
 }

@@ -236,15 +236,13 @@ public final class Transformer {
     /// With `keepLast`, after the keys and values of every row are cached, only the last n rows of each
     /// segment go on (moved to the front of x and qkv); returns their segments then.
     @discardableResult
-    private func layer(_ l: Int, total allRows: Int, items: [ForwardItem], segments allSegments: UnsafeBufferPointer<HookSegment>,
+    private func layer(_ l: Int, total T: Int, items: [ForwardItem], segments: UnsafeBufferPointer<HookSegment>,
                        hooks: HookSet, keepLast: Int? = nil) -> [HookSegment]? {
         let c = config
         let d = c.dModel, qkvDim = c.qkvDim, qDim = c.qDim, kvDim = c.kvDim, hd = c.headDim
         let w = weights.layers[l]
         let K = kernels
         let off = c.normOffset
-        var T = allRows
-        let segments = allSegments
 
         hooks.run(l, .residPre, rows: x, rowCount: T, dModel: d, segments: segments)
 
@@ -283,33 +281,36 @@ public final class Transformer {
                 (vc.p + pos * kvDim).update(from: row + qDim + kvDim, count: kvDim)
             }
         }
-        // Only the last rows of each segment from here on: their residual and qkv rows moved to the front, in
-        // order (a row never moves back, so the copies never overwrite a row still to be moved).
-        var keptSegments: [HookSegment]? = nil
-        if let n = keepLast, segments.contains(where: { $0.rowCount > n }) {
-            var kept: [HookSegment] = []
-            var to = 0
-            for s in segments {
-                let k = min(n, s.rowCount)
-                for i in 0..<k {
-                    let from = s.rowStart + s.rowCount - k + i
-                    if from != to {
-                        (x + to * d).update(from: x + from * d, count: d)
-                        (qkv + to * qkvDim).update(from: qkv + from * qkvDim, count: qkvDim)
-                    }
-                    to += 1
-                }
-                kept.append(HookSegment(sequenceID: s.sequenceID, rowStart: to - k, rowCount: k, positionStart: s.positionStart + s.rowCount - k))
-            }
-            keptSegments = kept
-            T = to
-        }
-        if let kept = keptSegments {
-            kept.withUnsafeBufferPointer { finishLayer(l, T: T, items: items, segments: $0, hooks: hooks, caches: caches) }
-        } else {
+        guard let n = keepLast, let kept = keepLastRows(n, of: segments) else {
             finishLayer(l, T: T, items: items, segments: segments, hooks: hooks, caches: caches)
+            return nil
         }
-        return keptSegments
+        kept.withUnsafeBufferPointer {
+            finishLayer(l, T: kept.reduce(0) { $0 + $1.rowCount }, items: items, segments: $0, hooks: hooks, caches: caches)
+        }
+        return kept
+    }
+
+    /// Moves the residual and qkv rows of the last n rows of each segment to the front of x and qkv, in
+    /// order (a row never moves back, so no copy overwrites a row still to be moved), and returns their
+    /// segments; nil when every segment has at most n rows (nothing to drop).
+    private func keepLastRows(_ n: Int, of segments: UnsafeBufferPointer<HookSegment>) -> [HookSegment]? {
+        guard segments.contains(where: { $0.rowCount > n }) else { return nil }
+        let d = config.dModel, qkvDim = config.qkvDim
+        var kept: [HookSegment] = []
+        var to = 0
+        for s in segments {
+            let k = min(n, s.rowCount)
+            kept.append(HookSegment(sequenceID: s.sequenceID, rowStart: to, rowCount: k, positionStart: s.positionStart + s.rowCount - k))
+            for from in (s.rowStart + s.rowCount - k)..<(s.rowStart + s.rowCount) {
+                if from != to {
+                    (x + to * d).update(from: x + from * d, count: d)
+                    (qkv + to * qkvDim).update(from: qkv + from * qkvDim, count: qkvDim)
+                }
+                to += 1
+            }
+        }
+        return kept
     }
 
     /// The rest of a block after the keys and values are cached: attention of the T rows, its output, the MLP.
